@@ -1,0 +1,50 @@
+"""Conscription Facts API: the Flask application factory."""
+
+from pathlib import Path
+
+import flask_swagger_ui
+from flask import Blueprint, Flask, redirect
+from sqlalchemy import text
+
+from .cli import register_commands
+from .config import API_PREFIX, Config
+from .db import db
+from .resources import BLUEPRINTS
+from .smorest import Api
+
+SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
+
+
+def health():
+    """Liveness and readiness for load balancers: the database answers."""
+    db.session().execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, static_folder=None)
+    app.config.from_object(Config)
+    if test_config:
+        app.config.update(test_config)
+    app.json.sort_keys = False  # keep fields in schema order
+
+    db.init_app(app)
+    api = Api(app)
+    for blp in BLUEPRINTS:
+        api.register_blueprint(blp, url_prefix=f"{API_PREFIX}{blp.url_prefix}")
+
+    # Swagger UI's JavaScript and CSS come from a pinned package, never from a CDN.
+    app.register_blueprint(
+        Blueprint(
+            "swagger_ui_assets",
+            __name__,
+            static_folder=SWAGGER_UI_ASSETS,
+            static_url_path=f"{API_PREFIX}/docs/assets",
+        )
+    )
+    app.add_url_rule("/", "index", lambda: redirect(f"{API_PREFIX}/docs"))
+    app.add_url_rule("/healthz", "health", health)
+
+    app.extensions["smorest_api"] = api
+    register_commands(app)
+    return app

@@ -1,0 +1,48 @@
+"""Settings, read from the environment once at start-up."""
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+API_PREFIX = "/api/v1"
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{PROJECT_DIR / 'var' / 'facts.sqlite3'}"
+
+
+def database_url(url: str) -> str:
+    """Let plain postgresql:// URLs use psycopg 3, the driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    DATABASE_URL = database_url(os.environ.get("DATABASE_URL") or default_database_url())
+    DATA_DIR = Path(os.environ.get("DATA_DIR") or PROJECT_DIR / "data")
+    MAX_PAGE_SIZE = 500
+    DEFAULT_PAGE_SIZE = 50
+
+    API_TITLE = "Conscription Facts API"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.1.0"
+    OPENAPI_URL_PREFIX = API_PREFIX
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = f"{API_PREFIX}/docs/assets/"
+    OPENAPI_SWAGGER_UI_CONFIG = {"deepLinking": True, "displayRequestDuration": True}
+    API_SPEC_OPTIONS = {
+        "info": {
+            "description": (
+                "Structured, source-linked facts about military conscription and mobilisation "
+                "in Russia, extracted from news reporting. Every fact record cites the exact "
+                "passage of a stored source article that states it: `quote` equals the "
+                "article text between the character offsets `start` (inclusive) and `end` "
+                "(exclusive), counted in Unicode code points."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": "/", "description": "This server"}],
+    }

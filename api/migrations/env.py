@@ -1,0 +1,27 @@
+"""Alembic environment: runs on the connection `flask db upgrade` hands over, or on the URL."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from api.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    run_migrations(connection)
+else:
+    with create_engine(config.get_main_option("sqlalchemy.url")).begin() as connection:
+        run_migrations(connection)

@@ -1,0 +1,131 @@
+"""Initial schema: articles, actors, facts and their citations, actor links, contradictions.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0001"
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _record_columns() -> list[sa.Column]:
+    return [
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "articles",
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("file", sa.String(length=200), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("headline", sa.String(length=300), nullable=True),
+        sa.Column("outlet", sa.String(length=200), nullable=True),
+        sa.Column("byline", sa.String(length=200), nullable=True),
+        sa.Column("language", sa.String(length=16), nullable=False),
+        sa.Column("published", sa.JSON(), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("word_count", sa.Integer(), nullable=False),
+        *_record_columns(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_articles")),
+    )
+    op.create_table(
+        "actors",
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("variants", sa.JSON(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        *_record_columns(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_actors")),
+    )
+    op.create_index(op.f("ix_actors_kind"), "actors", ["kind"])
+    op.create_table(
+        "facts",
+        sa.Column("id", sa.String(length=100), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=40), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("date", sa.JSON(), nullable=True),
+        sa.Column("date_min", sa.Date(), nullable=True),
+        sa.Column("date_max", sa.Date(), nullable=True),
+        sa.Column("details", sa.JSON(), nullable=False),
+        *_record_columns(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_facts")),
+    )
+    op.create_index(op.f("ix_facts_type"), "facts", ["type"])
+    op.create_index(op.f("ix_facts_kind"), "facts", ["kind"])
+    op.create_index(op.f("ix_facts_date_min"), "facts", ["date_min"])
+    op.create_table(
+        "citations",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("fact_id", sa.String(length=100), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("article_id", sa.String(length=100), nullable=False),
+        sa.Column("quote", sa.Text(), nullable=False),
+        sa.Column("start", sa.Integer(), nullable=False),
+        sa.Column("end", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["article_id"], ["articles.id"], name=op.f("fk_citations_article_id_articles")
+        ),
+        sa.ForeignKeyConstraint(
+            ["fact_id"], ["facts.id"], name=op.f("fk_citations_fact_id_facts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_citations")),
+    )
+    op.create_index(op.f("ix_citations_article_id"), "citations", ["article_id"])
+    op.create_index(op.f("ix_citations_fact_id"), "citations", ["fact_id"])
+    op.create_table(
+        "fact_actors",
+        sa.Column("fact_id", sa.String(length=100), nullable=False),
+        sa.Column("actor_id", sa.String(length=100), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["actors.id"], name=op.f("fk_fact_actors_actor_id_actors")
+        ),
+        sa.ForeignKeyConstraint(
+            ["fact_id"], ["facts.id"], name=op.f("fk_fact_actors_fact_id_facts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("fact_id", "actor_id", "role", name=op.f("pk_fact_actors")),
+    )
+    op.create_index(op.f("ix_fact_actors_actor_id"), "fact_actors", ["actor_id"])
+    op.create_table(
+        "contradictions",
+        sa.Column("fact_id", sa.String(length=100), nullable=False),
+        sa.Column("other_id", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["fact_id"],
+            ["facts.id"],
+            name=op.f("fk_contradictions_fact_id_facts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["other_id"],
+            ["facts.id"],
+            name=op.f("fk_contradictions_other_id_facts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("fact_id", "other_id", name=op.f("pk_contradictions")),
+    )
+    op.create_index(op.f("ix_contradictions_other_id"), "contradictions", ["other_id"])
+
+
+def downgrade() -> None:
+    for table in ("contradictions", "fact_actors", "citations", "facts", "actors", "articles"):
+        op.drop_table(table)

@@ -1,0 +1,179 @@
+"""The storage model.
+
+Facts of all four types share one table: the columns every type has (and that queries filter
+on) are real columns; the fields only one type has live in `details` (JSON), validated by that
+type's schema. Citations, actor links and contradictions are rows of their own so that they can
+be joined, counted and constrained by foreign keys.
+"""
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+FACT_TYPES = ("decree", "campaign", "penalty", "event")
+
+
+class Base(DeclarativeBase):
+    # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """An aware UTC datetime on every backend (SQLite keeps no time zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+class Timestamped:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # SHA-256 of the record as loaded: a load that finds the same hash leaves the row alone.
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Article(Timestamped, Base):
+    __tablename__ = "articles"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    file: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    headline: Mapped[str | None] = mapped_column(String(300))
+    outlet: Mapped[str | None] = mapped_column(String(200))
+    byline: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(16))
+    published: Mapped[dict[str, Any]]
+    note: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    word_count: Mapped[int]
+
+
+class Actor(Timestamped, Base):
+    __tablename__ = "actors"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    variants: Mapped[list[str]]
+    description: Mapped[str | None] = mapped_column(Text)
+
+    fact_links: Mapped[list["FactActor"]] = relationship(
+        back_populates="actor", order_by="(FactActor.fact_id, FactActor.role)"
+    )
+
+
+class Fact(Timestamped, Base):
+    __tablename__ = "facts"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)
+    date: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The span of days `date` may denote; null when its year is unknown.
+    date_min: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    date_max: Mapped[dt.date | None] = mapped_column(Date)
+    details: Mapped[dict[str, Any]]
+
+    sources: Mapped[list["Citation"]] = relationship(
+        order_by="Citation.position", cascade="all, delete-orphan", back_populates="fact"
+    )
+    actors: Mapped[list["FactActor"]] = relationship(
+        order_by="FactActor.position", cascade="all, delete-orphan", back_populates="fact"
+    )
+    contradiction_links: Mapped[list["Contradiction"]] = relationship(
+        foreign_keys="Contradiction.fact_id",
+        order_by="Contradiction.other_id",
+        cascade="all, delete-orphan",
+    )
+    contradicts: AssociationProxy[list[str]] = association_proxy(
+        "contradiction_links", "other_id", creator=lambda other_id: Contradiction(other_id=other_id)
+    )
+
+
+class Citation(Base):
+    __tablename__ = "citations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fact_id: Mapped[str] = mapped_column(ForeignKey("facts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int]
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id"), index=True)
+    quote: Mapped[str] = mapped_column(Text)
+    start: Mapped[int]
+    end: Mapped[int]
+
+    fact: Mapped[Fact] = relationship(back_populates="sources")
+
+
+class FactActor(Base):
+    __tablename__ = "fact_actors"
+
+    fact_id: Mapped[str] = mapped_column(
+        ForeignKey("facts.id", ondelete="CASCADE"), primary_key=True
+    )
+    actor_id: Mapped[str] = mapped_column(ForeignKey("actors.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int]
+
+    fact: Mapped[Fact] = relationship(back_populates="actors")
+    actor: Mapped[Actor] = relationship(back_populates="fact_links", lazy="joined")
+
+    @property
+    def id(self) -> str:
+        return self.actor_id
+
+    @property
+    def name(self) -> str:
+        return self.actor.name
+
+
+class Contradiction(Base):
+    """One direction of a 'contradicts' link; the dataset check keeps both directions present."""
+
+    __tablename__ = "contradictions"
+
+    fact_id: Mapped[str] = mapped_column(
+        ForeignKey("facts.id", ondelete="CASCADE"), primary_key=True
+    )
+    other_id: Mapped[str] = mapped_column(
+        ForeignKey("facts.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

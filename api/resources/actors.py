@@ -1,0 +1,50 @@
+"""People, organisations and places, and the records that involve them."""
+
+from flask.views import MethodView
+
+from schemas.actors import ActorDetailSchema, ActorSchema
+from schemas.queries import ActorQuerySchema
+
+from .. import store
+from ..db import db
+from ..models import Actor
+from ..smorest import Blueprint, abort_not_found, page_headers, path_parameter
+
+blp = Blueprint(
+    "actors",
+    __name__,
+    url_prefix="/actors",
+    description="People, organisations and places that the records mention, one id each.",
+)
+
+
+@blp.route("")
+class ActorList(MethodView):
+    @blp.etag
+    @blp.arguments(ActorQuerySchema, location="query", as_kwargs=True)
+    @blp.list_response(ActorSchema)
+    @blp.doc(operationId="listActors")
+    def get(self, page_size: int, cursor: str | None = None, **filters):
+        """List actors
+
+        Actors in id order.
+        """
+        stmt = store.actor_query(**filters)
+        page = store.paginate(db.session(), stmt, Actor.id, page_size, cursor)
+        return page.items, page_headers(page)
+
+
+@blp.route("/<actor_id>", parameters=[path_parameter("actor_id", "Actor id.", "vladimir-putin")])
+class ActorDetail(MethodView):
+    @blp.etag
+    @blp.response(200, ActorDetailSchema)
+    @blp.doc(operationId="getActor")
+    def get(self, actor_id: str):
+        """Get one actor
+
+        The actor and a reference to every record that involves it, with its role there.
+        """
+        actor = store.get_actor(db.session(), actor_id)
+        if actor is None:
+            abort_not_found("actor", actor_id)
+        return actor

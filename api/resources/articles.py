@@ -1,0 +1,70 @@
+"""Source articles and the records that cite them."""
+
+from flask.views import MethodView
+
+from schemas.articles import ArticleDetailSchema, ArticleSchema
+from schemas.facts import COLLECTIONS, FactsByTypeSchema
+from schemas.queries import ArticleQuerySchema
+
+from .. import store
+from ..db import db
+from ..models import Article
+from ..smorest import Blueprint, abort_not_found, page_headers, path_parameter
+
+blp = Blueprint(
+    "articles",
+    __name__,
+    url_prefix="/articles",
+    description="The source articles: metadata, full text and the records that cite them.",
+)
+
+
+@blp.route("")
+class ArticleList(MethodView):
+    @blp.etag
+    @blp.arguments(ArticleQuerySchema, location="query", as_kwargs=True)
+    @blp.list_response(ArticleSchema)
+    @blp.doc(operationId="listArticles")
+    def get(self, page_size: int, cursor: str | None = None):
+        """List source articles
+
+        Articles in id order, without their text (fetch one article for that).
+        """
+        page = store.paginate(db.session(), store.article_query(), Article.id, page_size, cursor)
+        return page.items, page_headers(page)
+
+
+ARTICLE_ID = path_parameter("article_id", "Article id.", "after-russia-kill-or-be-killed")
+
+
+@blp.route("/<article_id>", parameters=[ARTICLE_ID])
+class ArticleDetail(MethodView):
+    @blp.etag
+    @blp.response(200, ArticleDetailSchema)
+    @blp.doc(operationId="getArticle")
+    def get(self, article_id: str):
+        """Get one article
+
+        The article's metadata and its full stored text, which citations index into.
+        """
+        article = store.get_article(db.session(), article_id)
+        if article is None:
+            abort_not_found("article", article_id)
+        return article
+
+
+@blp.route("/<article_id>/facts", parameters=[ARTICLE_ID])
+class ArticleFacts(MethodView):
+    @blp.etag
+    @blp.response(200, FactsByTypeSchema)
+    @blp.doc(operationId="listArticleFacts")
+    def get(self, article_id: str):
+        """List every record citing an article
+
+        All decrees, campaigns, penalties and events that cite the article, grouped by type.
+        """
+        session = db.session()
+        if store.get_article(session, article_id) is None:
+            abort_not_found("article", article_id)
+        facts = store.facts_citing(session, article_id)
+        return {COLLECTIONS[fact_type]: items for fact_type, items in facts.items()}

@@ -1,0 +1,1 @@
+"""The API contract: marshmallow schemas shared by the HTTP layer and the dataset loader."""

@@ -1,0 +1,116 @@
+"""`flask data load`: idempotent, and all or nothing."""
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, inspect, text
+
+from .conftest import load
+from .helpers import shipped_records
+
+
+def snapshot(url: str) -> dict[str, list]:
+    """Every row of every table, to prove that a refused load changed nothing."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            tables = sorted(inspect(connection).get_table_names())
+            return {
+                table: sorted(map(repr, connection.execute(text(f'SELECT * FROM "{table}"'))))
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+
+
+def edit(path, change):
+    records = yaml.safe_load(path.read_text(encoding="utf-8"))
+    outcome = change(records)
+    path.write_text(yaml.safe_dump(records, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return outcome
+
+
+def test_loading_twice_changes_nothing(backend, new_app):
+    app, url = new_app(backend)
+    first = load(app)
+    assert first.exit_code == 0, first.output
+    assert "Loaded." in first.output
+    before = snapshot(url)
+    second = load(app)
+    assert second.exit_code == 0, second.output
+    assert "Already up to date" in second.output
+    assert snapshot(url) == before
+
+
+def test_changed_record_is_updated_and_removed_record_deleted(backend, new_app, data_copy):
+    app, url = new_app(backend)
+    assert load(app, data_copy).exit_code == 0
+    client = app.test_client()
+    records = shipped_records(data_copy)
+    # Drop an event that no other record refers to, and retitle another.
+    referred = {
+        ref
+        for group in records.values()
+        for record in group
+        for ref in [*record["contradicts"], *record.get("cases", [])]
+    }
+    dropped = next(r["id"] for r in records["events"] if r["id"] not in referred)
+    kept = next(r["id"] for r in records["events"] if r["id"] != dropped)
+    before = client.get(f"/api/v1/events/{kept}").json
+
+    def change(events):
+        events[:] = [e for e in events if e["id"] != dropped]
+        next(e for e in events if e["id"] == kept)["title"] = "A corrected title"
+
+    edit(data_copy / "events.yaml", change)
+    result = load(app, data_copy)
+    assert result.exit_code == 0, result.output
+    assert "facts: 1 deleted, " in result.output and "1 updated" in result.output
+    after = client.get(f"/api/v1/events/{kept}").json
+    assert after["title"] == "A corrected title"
+    assert after["created_at"] == before["created_at"]
+    assert after["updated_at"] > before["updated_at"]
+    assert client.get(f"/api/v1/events/{dropped}").status_code == 404
+
+
+def _corrupt_quote(records):
+    source = records[0]["sources"][0]
+    source["quote"] = source["quote"][:-1] + "#"
+    return records[0]["id"], source
+
+
+def _unknown_article(records):
+    source = records[0]["sources"][0]
+    source["article_id"] = "no-such-article"
+    return records[0]["id"], source
+
+
+@pytest.mark.parametrize("breakage", [_corrupt_quote, _unknown_article])
+def test_bad_citation_refuses_the_whole_load(backend, new_app, data_copy, breakage):
+    app, url = new_app(backend)
+    assert load(app, data_copy).exit_code == 0
+    client = app.test_client()
+    decree_ids = [r["id"] for r in client.get("/api/v1/decrees").json]
+    before = snapshot(url)
+
+    # One good change and one bad citation: neither may land.
+    edit(data_copy / "events.yaml", lambda records: records[0].update(title="Must not land"))
+    record_id, source = edit(data_copy / "decrees.yaml", breakage)
+
+    result = load(app, data_copy)
+    assert result.exit_code == 1
+    message = result.output
+    assert "decrees.yaml" in message
+    assert record_id in message
+    assert source["article_id"] in message
+    assert repr(source["quote"]) in message
+    assert "database is unchanged" in message
+    assert snapshot(url) == before
+    assert [r["id"] for r in client.get("/api/v1/decrees").json] == decree_ids
+
+
+def test_refused_load_into_a_new_database_creates_nothing(backend, new_app, data_copy):
+    app, url = new_app(backend)
+    edit(data_copy / "decrees.yaml", _corrupt_quote)
+    result = load(app, data_copy)
+    assert result.exit_code == 1
+    assert snapshot(url) == {}
