@@ -4,6 +4,7 @@ from pathlib import Path
 
 import flask_swagger_ui
 from flask import Blueprint, Flask, redirect
+from flask_compress import Compress
 from sqlalchemy import text
 
 from .cli import register_commands
@@ -29,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json.sort_keys = False  # keep fields in schema order
 
     db.init_app(app)
+    Compress(app)
     api = Api(app)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp, url_prefix=f"{API_PREFIX}{blp.url_prefix}")

@@ -25,6 +25,11 @@ class Config:
     MAX_PAGE_SIZE = 500
     DEFAULT_PAGE_SIZE = 50
 
+    # gzip for JSON, CSV and NDJSON, streamed responses included (flask-compress).
+    COMPRESS_ALGORITHM = ["gzip", "br", "deflate"]
+    COMPRESS_ALGORITHM_STREAMING = ["gzip", "deflate"]
+    COMPRESS_MIMETYPES = ["application/json", "text/csv", "application/x-ndjson"]
+
     API_TITLE = "Conscription Facts API"
     API_VERSION = "1.0.0"
     OPENAPI_VERSION = "3.1.0"

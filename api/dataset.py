@@ -21,7 +21,8 @@ from schemas.articles import ArticleSchema
 from schemas.common import date_bounds
 from schemas.facts import COLLECTIONS, FACT_SCHEMAS, FactSchema, detail_fields
 
-from .models import Actor, Article, Citation, Fact, FactActor, utcnow
+from . import search, store
+from .models import UNDATED, UNDATED_DESC, Actor, Article, Citation, Fact, FactActor, utcnow
 
 ARTICLES_FILE = "articles.yaml"
 ACTORS_FILE = "actors.yaml"
@@ -219,7 +220,8 @@ def content_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _fact_columns(fact_type: str, record: dict[str, Any]) -> dict[str, Any]:
+def _fact_columns(record: dict[str, Any]) -> dict[str, Any]:
+    fact_type = record["type"]
     schema = FACT_SCHEMAS[fact_type]
     details = {key: record[key] for key in sorted(detail_fields(schema)) if key in record}
     date_value = record["date"]
@@ -235,6 +237,8 @@ def _fact_columns(fact_type: str, record: dict[str, Any]) -> dict[str, Any]:
         "details": details,
         "date_min": date_min,
         "date_max": date_max,
+        "date_sort": date_min or UNDATED,
+        "date_sort_desc": date_min or UNDATED_DESC,
     }
 
 
@@ -269,9 +273,15 @@ class LoadReport:
         return sum(n for (_, what), n in self.counts.items() if what != "unchanged")
 
 
-def _sync(
-    session: Session, model, wanted: dict[str, dict[str, Any]], columns, children, report, entity
-):
+@dataclass
+class _Changes:
+    changed: list = field(default_factory=list)  # rows created or updated
+    stale: list = field(default_factory=list)  # rows no longer in the dataset
+
+
+def _sync(session: Session, model, wanted: dict[str, dict], columns, children, report) -> _Changes:
+    """Create and update rows of `model` to match `wanted`; rows left over are returned, stale."""
+    entity, changes = model.__tablename__, _Changes()
     existing = {row.id: row for row in session.scalars(select(model))}
     now = utcnow()
     for record_id, record in wanted.items():
@@ -291,7 +301,9 @@ def _sync(
         row.content_hash, row.updated_at = digest, now
         if children:
             children(row, record)
-    return [row for record_id, row in existing.items() if record_id not in wanted]
+        changes.changed.append(row)
+    changes.stale = [row for record_id, row in existing.items() if record_id not in wanted]
+    return changes
 
 
 def load_dataset(session: Session, dataset: Dataset) -> LoadReport:
@@ -300,21 +312,28 @@ def load_dataset(session: Session, dataset: Dataset) -> LoadReport:
     if problems:
         raise DatasetError(problems)
     report = LoadReport()
-    stale = _sync(session, Article, dataset.articles, dict, None, report, "articles")
-    stale += _sync(session, Actor, dataset.actors, dict, None, report, "actors")
-    stale_facts = _sync(
+    articles = _sync(session, Article, dataset.articles, dict, None, report)
+    actors = _sync(session, Actor, dataset.actors, dict, None, report)
+    facts = _sync(
         session,
         Fact,
         {fact_id: {**record, "type": t} for fact_id, (t, record) in dataset.facts.items()},
-        lambda record: _fact_columns(record["type"], record),
+        _fact_columns,
         _fact_children,
         report,
-        "facts",
     )
     session.flush()
     # Facts go first: they are what cites articles and involves actors.
-    for row in stale_facts + stale:
+    for row in facts.stale + articles.stale + actors.stale:
         session.delete(row)
         report.counts[row.__tablename__, "deleted"] += 1
         session.flush()
+    search.reindex(
+        session,
+        [search.fact_document(f) for f in facts.changed]
+        + [search.article_document(a) for a in articles.changed],
+        [(f.type, f.id) for f in facts.stale] + [("article", a.id) for a in articles.stale],
+    )
+    if report.changed:
+        store.bump_revision(session)
     return report

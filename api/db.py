@@ -32,6 +32,11 @@ class Database:
         return current_app.extensions["db"].kw["bind"]
 
     @staticmethod
+    def dialect() -> str:
+        """'sqlite' or 'postgresql': the few queries that differ by backend ask this."""
+        return current_app.extensions["db"].kw["bind"].dialect.name
+
+    @staticmethod
     def session() -> Session:
         """The session of the current request (or CLI command)."""
         if "db_session" not in g:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -24,6 +25,9 @@ from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 FACT_TYPES = ("decree", "campaign", "penalty", "event")
+# Sort keys of records whose date (or its year) is unknown: last in either direction.
+UNDATED = dt.date(9999, 12, 31)
+UNDATED_DESC = dt.date(1, 1, 1)
 
 
 class Base(DeclarativeBase):
@@ -103,16 +107,29 @@ class Fact(Timestamped, Base):
     __tablename__ = "facts"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    type: Mapped[str] = mapped_column(String(16), index=True)
-    kind: Mapped[str] = mapped_column(String(40), index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(40))
     title: Mapped[str] = mapped_column(String(300))
     summary: Mapped[str] = mapped_column(Text)
     notes: Mapped[str | None] = mapped_column(Text)
-    date: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    date: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     # The span of days `date` may denote; null when its year is unknown.
-    date_min: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    date_min: Mapped[dt.date | None] = mapped_column(Date)
     date_max: Mapped[dt.date | None] = mapped_column(Date)
+    # date_min, or UNDATED (UNDATED_DESC): non-null sort keys that order alike on every
+    # backend and keep undated records last in ascending (descending) date order.
+    date_sort: Mapped[dt.date] = mapped_column(Date)
+    date_sort_desc: Mapped[dt.date] = mapped_column(Date)
     details: Mapped[dict[str, Any]]
+
+    # Every list is one type, filtered and then ordered by id or date: keyset pages use these.
+    __table_args__ = (
+        Index("ix_facts_type_id", "type", "id"),
+        Index("ix_facts_type_kind_id", "type", "kind", "id"),
+        Index("ix_facts_type_date_sort_id", "type", "date_sort", "id"),
+        Index("ix_facts_type_date_sort_desc_id", "type", "date_sort_desc", "id"),
+        Index("ix_facts_date_sort_id", "date_sort", "id"),
+    )
 
     sources: Mapped[list["Citation"]] = relationship(
         order_by="Citation.position", cascade="all, delete-orphan", back_populates="fact"
@@ -177,3 +194,32 @@ class Contradiction(Base):
     other_id: Mapped[str] = mapped_column(
         ForeignKey("facts.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class DatasetState(Base):
+    """One row: the revision of the data, bumped by every change (ETags derive from it)."""
+
+    __tablename__ = "dataset_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int]
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SearchDocument(Base):
+    """What full-text search sees of a record or article.
+
+    `tokens` is the text already split and lower-cased by Python, so that SQLite FTS5 and
+    PostgreSQL index exactly the same words; `text` is kept for snippets.
+    """
+
+    __tablename__ = "search_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_type: Mapped[str] = mapped_column(String(16))
+    doc_id: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_search_documents_doc", "doc_type", "doc_id", unique=True),)

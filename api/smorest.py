@@ -1,17 +1,20 @@
 """The one place where flask-smorest is customised; the rest of the code imports from here."""
 
+from functools import wraps
 from http import HTTPStatus
 from urllib.parse import urlencode
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import Response, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from schemas.base import Schema, doc
-from schemas.queries import encode_cursor
+from schemas.queries import encode_cursor, sort_text
 
+from . import store
+from .db import db
 from .store import Page
 
 
@@ -50,7 +53,7 @@ class Api(flask_smorest.Api):
 
 PAGE_HEADERS = {
     "Link": {
-        "description": "RFC 8288 links to the `first` and `next` pages.",
+        "description": "RFC 8288 links to the `first`, `prev` and `next` pages.",
         "schema": {"type": "string"},
     },
     "X-Total-Count": {
@@ -82,32 +85,94 @@ class QueryParser(FlaskParser):
         return location_data
 
 
+CACHE_CONTROL = "public, max-age=60"
+FORMAT_MIMETYPES = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "ndjson": "application/x-ndjson",
+}
+
+
+def response_format(requested: str | None = None) -> str:
+    """The `format` argument if given, else the best match for the Accept header (JSON)."""
+    requested = requested or request.args.get("format")
+    if requested in FORMAT_MIMETYPES:
+        return requested
+    best = request.accept_mimetypes.best_match(list(FORMAT_MIMETYPES.values()), "application/json")
+    return next(name for name, mimetype in FORMAT_MIMETYPES.items() if mimetype == best)
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = QueryParser()
-    # Pagination headers are part of what a list response says, so part of its ETag.
-    ETAG_INCLUDE_HEADERS = ["Link", "X-Total-Count"]
 
-    def list_response(self, schema):
-        """Document a paginated list: 200 with the page's items and the paging headers."""
-        return self.response(HTTPStatus.OK, schema(many=True), headers=PAGE_HEADERS)
+    def etag(self, view):
+        """A strong ETag from the data revision and the request, checked before the view runs.
+
+        The data changes only through loads, which bump the revision: a matching
+        If-None-Match is answered 304 after one indexed read, without touching the records.
+        """
+
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            fingerprint = {
+                "revision": store.revision(db.session()),
+                "path": request.path,
+                "args": sorted(request.args.items(multi=True)),
+                "format": response_format(),
+            }
+            tag = self._generate_etag(fingerprint)
+            headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
+            # flask-compress marks the tags of compressed bodies "<tag>:gzip".
+            if request.if_none_match.star_tag or tag in {
+                t.split(":")[0] for t in request.if_none_match
+            }:
+                return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
+            response = view(*args, **kwargs)
+            response.headers.update(headers)
+            return response
+
+        wrapper._apidoc = {**getattr(view, "_apidoc", {}), "etag": True}
+        return wrapper
+
+    def list_response(self, schema, description: str = "One page of results."):
+        """Document a list: a JSON page with paging headers, or a CSV / NDJSON stream of all."""
+        streamed = {"schema": {"type": "string"}}
+        return lambda view: self.doc(
+            responses={
+                200: {
+                    "content": {
+                        FORMAT_MIMETYPES["csv"]: streamed,
+                        FORMAT_MIMETYPES["ndjson"]: streamed,
+                    }
+                }
+            }
+        )(
+            self.response(
+                HTTPStatus.OK, schema(many=True), description=description, headers=PAGE_HEADERS
+            )(view)
+        )
 
 
-def page_headers(page: Page) -> dict[str, str]:
-    """RFC 8288 Link header (first, next) and the exact total, for the current request."""
-    base = request.base_url
+def page_headers(page: Page, order: list[tuple[str, bool]]) -> dict[str, str]:
+    """RFC 8288 Link header (first, prev, next) and the exact total, for the current request."""
+    links = [("first", None)]
+    sort = sort_text(order)
+    if page.prev is not None:
+        links.append(("prev", encode_cursor(page.prev.keys, True, sort)))
+    if page.next is not None:
+        links.append(("next", encode_cursor(page.next.keys, False, sort)))
+    return {"Link": link_header(links), "X-Total-Count": str(page.total)}
+
+
+def link_header(links: list[tuple[str, str | None]]) -> str:
+    """`<url>; rel="..."` for each (rel, cursor) on the current request's URL and arguments."""
     args = request.args.to_dict()
     args.pop("cursor", None)
-    links = [(_with_args(base, args), "first")]
-    if page.next_after is not None:
-        links.append((_with_args(base, {**args, "cursor": encode_cursor(page.next_after)}), "next"))
-    return {
-        "Link": ", ".join(f'<{url}>; rel="{rel}"' for url, rel in links),
-        "X-Total-Count": str(page.total),
-    }
-
-
-def _with_args(base: str, args: dict[str, str]) -> str:
-    return f"{base}?{urlencode(args)}" if args else base
+    parts = []
+    for rel, cursor in links:
+        query = urlencode({**args, "cursor": cursor} if cursor else args)
+        parts.append(f'<{request.base_url}{"?" + query if query else ""}>; rel="{rel}"')
+    return ", ".join(parts)
 
 
 def path_parameter(name: str, description: str, example: str) -> dict:

@@ -1,37 +1,152 @@
 """Every query the API runs is built here; views only adapt HTTP to these functions."""
 
+import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, distinct, extract, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from .models import FACT_TYPES, Actor, Article, Citation, Fact, FactActor
+from . import search
+from .models import (
+    FACT_TYPES,
+    Actor,
+    Article,
+    Citation,
+    DatasetState,
+    Fact,
+    FactActor,
+    utcnow,
+)
+
+# Sorting and keyset pagination ------------------------------------------------------------------
+
+
+class InvalidCursor(ValueError):
+    """A cursor that does not fit the query it is used with."""
+
+
+@dataclass(frozen=True)
+class SortField:
+    ascending: InstrumentedAttribute
+    parse: Callable[[str], Any] = str  # a cursor's text back to a column value
+    descending: InstrumentedAttribute | None = None  # when descending order needs its own key
+
+    def column(self, descending: bool) -> InstrumentedAttribute:
+        return (self.descending if descending else None) or self.ascending
+
+    def key(self, row, descending: bool) -> str:
+        value = getattr(row, self.column(descending).key)
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+
+FACT_SORTS = {
+    "id": SortField(Fact.id),
+    "date": SortField(Fact.date_sort, dt.date.fromisoformat, Fact.date_sort_desc),
+    "kind": SortField(Fact.kind),
+    "title": SortField(Fact.title),
+    "type": SortField(Fact.type),
+    "updated_at": SortField(Fact.updated_at, dt.datetime.fromisoformat),
+}
+ARTICLE_SORTS = {"id": SortField(Article.id), "title": SortField(Article.title)}
+ACTOR_SORTS = {
+    "id": SortField(Actor.id),
+    "name": SortField(Actor.name),
+    "kind": SortField(Actor.kind),
+}
+
+Order = list[tuple[str, bool]]  # (sort field, descending), ending with the unique "id"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page starts: strictly after (or, going back, before) the row with these keys."""
+
+    keys: list[str]
+    backward: bool = False
 
 
 @dataclass
 class Page:
     items: list[Any]
     total: int
-    # Key of the last item when more follow: where the next page starts (exclusive).
-    next_after: str | None
+    next: Position | None  # where the following page starts, if there is one
+    prev: Position | None  # where the page before ends, if there is one
+
+
+def with_tiebreak(order: Order) -> Order:
+    """A total order: the requested fields, then id (unique) if not already there."""
+    return order if "id" in {name for name, _ in order} else [*order, ("id", False)]
 
 
 def paginate(
     session: Session,
     stmt: Select,
-    key: InstrumentedAttribute,
+    sorts: dict[str, SortField],
+    order: Order,
     page_size: int,
-    after: str | None = None,
+    position: Position | None = None,
 ) -> Page:
-    """One page of `stmt` in `key` order, starting after the key `after` (keyset pagination)."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    if after is not None:
-        stmt = stmt.where(key > after)
-    rows = session.scalars(stmt.order_by(key).limit(page_size + 1)).unique().all()
-    items, more = rows[:page_size], len(rows) > page_size
-    next_after = getattr(items[-1], key.key) if more else None
-    return Page(items=list(items), total=total or 0, next_after=next_after)
+    """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth)."""
+    order = with_tiebreak(order)
+    fields = [(sorts[name], descending) for name, descending in order]
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    backward = bool(position and position.backward)
+    if position is not None:
+        if len(position.keys) != len(fields):
+            raise InvalidCursor("The cursor belongs to another sort order.")
+        try:
+            values = [
+                field.parse(key) for (field, _), key in zip(fields, position.keys, strict=True)
+            ]
+        except (TypeError, ValueError) as error:
+            raise InvalidCursor("Not a cursor issued by this API.") from error
+        stmt = stmt.where(_beyond(fields, values, backward))
+    # Going backward, read in reverse order and turn the page around.
+    ordering = [
+        field.column(descending).desc()
+        if descending != backward
+        else field.column(descending).asc()
+        for field, descending in fields
+    ]
+    rows = list(session.scalars(stmt.order_by(*ordering).limit(page_size + 1)).unique())
+    more = len(rows) > page_size
+    items = rows[:page_size]
+    if backward:
+        items.reverse()
+
+    def at(row, backward: bool = False) -> Position:
+        return Position([field.key(row, descending) for field, descending in fields], backward)
+
+    has_next = more if not backward else bool(items)
+    has_prev = (position is not None and bool(items)) if not backward else more
+    return Page(
+        items=items,
+        total=total,
+        next=at(items[-1]) if has_next else None,
+        prev=at(items[0], backward=True) if has_prev else None,
+    )
+
+
+def _beyond(fields: list[tuple[SortField, bool]], values: list[Any], backward: bool):
+    """Rows strictly after `values` in the order (or strictly before, going backward)."""
+    clauses = []
+    for i, (field, descending) in enumerate(fields):
+        column = field.column(descending)
+        later = column < values[i] if descending != backward else column > values[i]
+        ties = [f.column(d) == values[j] for j, (f, d) in enumerate(fields[:i])]
+        clauses.append(and_(*ties, later))
+    return or_(*clauses)
+
+
+def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: Order) -> Iterator:
+    """Every row of `stmt` in order, fetched in batches (exports never hold all rows)."""
+    ordering = [
+        sorts[name].column(descending).desc() if descending else sorts[name].column(False).asc()
+        for name, descending in with_tiebreak(order)
+    ]
+    yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=500))
 
 
 # Facts ---------------------------------------------------------------------------------------
@@ -41,17 +156,35 @@ _FACT_LOADING = (
     selectinload(Fact.actors),
     selectinload(Fact.contradiction_links),
 )
+_NUMBERS = {"quota": ("quota", "value"), "prison_years": ("max_prison_years", "value")}
 
 
 def fact_query(
-    fact_type: str,
+    fact_types: str | list[str] | None,
     *,
     kind: str | None = None,
     article: str | None = None,
     actor: str | None = None,
     disputed: bool | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    dated: bool | None = None,
+    q: str | None = None,
+    dialect: str = "sqlite",
+    **ranges: float | None,
 ) -> Select:
-    stmt = select(Fact).where(Fact.type == fact_type).options(*_FACT_LOADING)
+    """Facts of one or more types matching every filter given.
+
+    Dates: a record matches a range when the span of days its date may denote overlaps it
+    (a record known only to 2022-09 matches date_from=2022-09-15); a record whose date or
+    year is unknown matches no date range. `ranges` are `<number>_min` / `<number>_max`
+    bounds on the numbers in _NUMBERS (`quota_min=100000`).
+    """
+    stmt = select(Fact).options(*_FACT_LOADING)
+    if isinstance(fact_types, str):
+        stmt = stmt.where(Fact.type == fact_types)
+    elif fact_types:
+        stmt = stmt.where(Fact.type.in_(fact_types))
     if kind is not None:
         stmt = stmt.where(Fact.kind == kind)
     if article is not None:
@@ -61,7 +194,28 @@ def fact_query(
     if disputed is not None:
         has_contradiction = Fact.contradiction_links.any()
         stmt = stmt.where(has_contradiction if disputed else ~has_contradiction)
+    if date_from is not None:
+        stmt = stmt.where(Fact.date_max >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(Fact.date_min <= date_to)
+    if dated is not None:
+        stmt = stmt.where(Fact.date_min.is_not(None) if dated else Fact.date_min.is_(None))
+    if q is not None:
+        ids = [search.matching_ids(dialect, q, t) for t in _types(fact_types)]
+        stmt = stmt.where(or_(*(Fact.id.in_(match) for match in ids)))
+    for name, bound in ranges.items():
+        if bound is None:
+            continue
+        number, side = name.rsplit("_", 1)
+        value = Fact.details[_NUMBERS[number][0]][_NUMBERS[number][1]].as_float()
+        stmt = stmt.where(value >= bound if side == "min" else value <= bound)
     return stmt
+
+
+def _types(fact_types: str | list[str] | None) -> list[str]:
+    if isinstance(fact_types, str):
+        return [fact_types]
+    return list(fact_types or FACT_TYPES)
 
 
 def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
@@ -72,13 +226,45 @@ def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
 
 def facts_citing(session: Session, article_id: str) -> dict[str, list[Fact]]:
     """Every record that cites the article, grouped by type, each group in id order."""
-    facts = session.scalars(
-        select(Fact)
-        .where(Fact.sources.any(Citation.article_id == article_id))
-        .options(*_FACT_LOADING)
-        .order_by(Fact.id)
-    ).all()
+    facts = session.scalars(fact_query(None, article=article_id).order_by(Fact.id)).all()
     return {fact_type: [f for f in facts if f.type == fact_type] for fact_type in FACT_TYPES}
+
+
+# Facets --------------------------------------------------------------------------------------
+
+FACETS = ("type", "kind", "year", "article", "actor")
+
+
+def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[dict]]:
+    """Counts of the records that `stmt` selects, by each facet: [{value, count}], most first.
+
+    `year` counts records by the year their date begins in (null: year unknown); `article`
+    and `actor` count each record once per article it cites or actor it involves.
+    """
+    ids = stmt.with_only_columns(Fact.id).order_by(None).scalar_subquery()
+    columns = {
+        "type": (Fact.type, Fact.id, Fact),
+        "kind": (Fact.kind, Fact.id, Fact),
+        "year": (extract("year", Fact.date_min), Fact.id, Fact),
+        "article": (Citation.article_id, Citation.fact_id, Citation),
+        "actor": (FactActor.actor_id, FactActor.fact_id, FactActor),
+    }
+    result = {}
+    for name in names:
+        value, fact_id, table = columns[name]
+        count = func.count(distinct(fact_id))
+        rows = session.execute(
+            select(value.label("value"), count.label("count"))
+            .select_from(table)
+            .where(fact_id.in_(ids))
+            .group_by(value)
+            .order_by(count.desc(), value)
+        )
+        result[name] = [
+            {"value": int(v) if name == "year" and v is not None else v, "count": n}
+            for v, n in rows
+        ]
+    return result
 
 
 # Articles and actors ---------------------------------------------------------------------------
@@ -106,3 +292,20 @@ def get_actor(session: Session, actor_id: str) -> Actor | None:
         .where(Actor.id == actor_id)
         .options(selectinload(Actor.fact_links).joinedload(FactActor.fact))
     ).first()
+
+
+# The dataset revision --------------------------------------------------------------------------
+
+
+def revision(session: Session) -> int:
+    """The data's revision: any change bumps it, so it identifies what every GET returns."""
+    return session.scalar(select(DatasetState.revision).where(DatasetState.id == 1)) or 0
+
+
+def bump_revision(session: Session) -> None:
+    state = session.get(DatasetState, 1)
+    if state is None:
+        session.add(DatasetState(id=1, revision=1))
+    else:
+        state.revision += 1
+        state.changed_at = utcnow()

@@ -1,8 +1,10 @@
-"""Query-string arguments of the list endpoints. Unknown arguments are refused (422)."""
+"""Query-string arguments. Unknown, repeated or malformed arguments are refused (422)."""
 
 import base64
 import binascii
+import datetime as dt
 import json
+import re
 
 import marshmallow as ma
 
@@ -10,52 +12,190 @@ from api.config import Config
 
 from .actors import ACTOR_KINDS
 from .base import SLUG, Schema, doc
-from .facts import CAMPAIGN_KINDS, DECREE_KINDS, EVENT_KINDS, PENALTY_KINDS
+from .common import date_bounds
+from .facts import CAMPAIGN_KINDS, COLLECTIONS, DECREE_KINDS, EVENT_KINDS, PENALTY_KINDS
+
+FORMATS = ("json", "csv", "ndjson")
 
 
-def encode_cursor(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+# Pagination and sorting ----------------------------------------------------------------------
 
 
-class Cursor(ma.fields.String):
-    """An opaque page position; loads as the sort key to resume after."""
+def encode_cursor(keys: list[str], backward: bool, sort: str) -> str:
+    payload = json.dumps({"k": keys, "b": backward, "s": sort}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def encode_offset(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+class OffsetCursor(ma.fields.String):
+    """A position in a ranked list (search hits); loads as the offset."""
 
     default_error_messages = {"invalid_cursor": "Not a cursor issued by this API."}
 
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
-            after = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))["after"]
+            offset = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))["o"]
         except (binascii.Error, ValueError, KeyError, TypeError) as error:
             raise self.make_error("invalid_cursor") from error
-        if not isinstance(after, str):
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
             raise self.make_error("invalid_cursor")
-        return after
+        return offset
+
+
+class Cursor(ma.fields.String):
+    """An opaque page position; loads as {keys, backward, sort}."""
+
+    default_error_messages = {"invalid_cursor": "Not a cursor issued by this API."}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dict:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            cursor = {"keys": raw["k"], "backward": raw["b"], "sort": raw["s"]}
+        except (binascii.Error, ValueError, KeyError, TypeError) as error:
+            raise self.make_error("invalid_cursor") from error
+        if not (
+            isinstance(cursor["keys"], list)
+            and all(isinstance(k, str) for k in cursor["keys"])
+            and isinstance(cursor["backward"], bool)
+            and isinstance(cursor["sort"], str)
+        ):
+            raise self.make_error("invalid_cursor")
+        return cursor
+
+
+class Sort(ma.fields.String):
+    """`-date,id`: fields from a whitelist, `-` for descending; loads as [(field, descending)]."""
+
+    def __init__(self, allowed: tuple[str, ...], default: str = "id", **kwargs):
+        self.allowed = allowed
+        super().__init__(
+            load_default=self.parse(default),
+            **doc(
+                "Sort order: comma-separated fields, `-` before a field for descending. "
+                f"Fields: {', '.join(allowed)}. Ties are broken by id.",
+                default,
+                default=default,
+                **kwargs,
+            ),
+        )
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[tuple[str, bool]]:
+        return self.parse(super()._deserialize(value, attr, data, **kwargs))
+
+    def parse(self, text: str) -> list[tuple[str, bool]]:
+        order, seen = [], set()
+        for part in text.split(","):
+            name = part.strip().removeprefix("-")
+            if name not in self.allowed:
+                raise ma.ValidationError(
+                    f"Unknown sort field {name!r}; one of: {', '.join(self.allowed)}."
+                )
+            if name in seen:
+                raise ma.ValidationError(f"Sort field {name!r} is given twice.")
+            seen.add(name)
+            order.append((name, part.strip().startswith("-")))
+        return order
+
+
+class PartialDate(ma.fields.String):
+    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; loads as the first (or, `end=True`, last) day."""
+
+    _FORM = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+    def __init__(self, end: bool, **kwargs):
+        self.end = end
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        precision = {4: "year", 7: "month", 10: "day"}.get(len(text))
+        try:
+            if not self._FORM.match(text) or precision is None:
+                raise ValueError
+            first, last = date_bounds(text, precision)
+        except ValueError as error:
+            raise ma.ValidationError("Not a date: use YYYY, YYYY-MM or YYYY-MM-DD.") from error
+        return last if self.end else first
+
+
+def _page_size() -> ma.fields.Integer:
+    return ma.fields.Integer(
+        validate=ma.validate.Range(min=1, max=Config.MAX_PAGE_SIZE),
+        **doc(
+            f"Results per JSON page (default {Config.DEFAULT_PAGE_SIZE}, at most "
+            f"{Config.MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match.",
+            50,
+        ),
+    )
+
+
+def _format() -> ma.fields.String:
+    return ma.fields.String(
+        validate=ma.validate.OneOf(FORMATS),
+        **doc(
+            "Response format; overrides the Accept header (application/json, text/csv, "
+            "application/x-ndjson). CSV and NDJSON stream every match.",
+            "json",
+            enum=list(FORMATS),
+        ),
+    )
 
 
 class ListQuerySchema(Schema):
-    page_size = ma.fields.Integer(
-        load_default=Config.DEFAULT_PAGE_SIZE,
-        validate=ma.validate.Range(min=1, max=Config.MAX_PAGE_SIZE),
-        **doc(f"Records per page (at most {Config.MAX_PAGE_SIZE}; more is refused).", 50),
-    )
+    """Paging and format, shared by every list; subclasses add `sort`."""
+
+    page_size = _page_size()
     cursor = Cursor(
-        **doc("Opaque position from the `next` link of the previous page.", "eyJhZnRlciI6ICJ4In0")
+        **doc("Opaque position from the `next` or `prev` link of a page.", "eyJrIjpbIngiXX0")
     )
+    format = _format()
+
+    @ma.validates_schema
+    def check_paging(self, data, **kwargs):
+        cursor, order = data.get("cursor"), data.get("sort")
+        if cursor and order is not None and cursor["sort"] != sort_text(order):
+            raise ma.ValidationError("The cursor belongs to another sort order.", "cursor")
+        if data.get("format") in ("csv", "ndjson") and ("cursor" in data or "page_size" in data):
+            raise ma.ValidationError(
+                "CSV and NDJSON stream every match; page_size and cursor are for JSON.",
+                "page_size" if "page_size" in data else "cursor",
+            )
+
+
+def sort_text(order: list[tuple[str, bool]]) -> str:
+    return ",".join(("-" if descending else "") + name for name, descending in order)
+
+
+def check_range(data: dict, low: str, high: str) -> None:
+    if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
+        raise ma.ValidationError(f"Must not be after {low}.", high)
 
 
 class ArticleQuerySchema(ListQuerySchema):
-    pass
+    sort = Sort(("id", "title"))
 
 
 class ActorQuerySchema(ListQuerySchema):
+    sort = Sort(("id", "name", "kind"))
     kind = ma.fields.String(
         validate=ma.validate.OneOf(ACTOR_KINDS),
         **doc("Only actors of this kind.", "person", enum=list(ACTOR_KINDS)),
     )
 
 
-class FactQuerySchema(ListQuerySchema):
+# Facts -----------------------------------------------------------------------------------------
+
+FACT_SORTS = ("id", "date", "kind", "title", "updated_at")
+
+
+class FactFilterSchema(Schema):
+    """Filters shared by every fact list; they combine with AND."""
+
     article = ma.fields.String(
         validate=SLUG,
         **doc("Only records citing this article id.", "after-russia-kill-or-be-killed"),
@@ -66,6 +206,34 @@ class FactQuerySchema(ListQuerySchema):
     disputed = ma.fields.Boolean(
         **doc("true: only records that another record contradicts; false: only the others.", True)
     )
+    date_from = PartialDate(
+        end=False,
+        **doc(
+            "Only records that may have happened on or after this date (YYYY, YYYY-MM or "
+            "YYYY-MM-DD): a record dated only to a month or year matches when that period "
+            "overlaps the range. Records whose date or year is unknown never match.",
+            "2022-09",
+        ),
+    )
+    date_to = PartialDate(
+        end=True,
+        **doc(
+            "Only records that may have happened on or before this date; `2022` means up to "
+            "2022-12-31. Same semantics as date_from.",
+            "2022-12",
+        ),
+    )
+    q = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=500),
+        **doc(
+            'Full-text filter: words (all must match), "quoted phrases", prefix* queries.',
+            "gosuslugi",
+        ),
+    )
+
+    @ma.validates_schema
+    def check_dates(self, data, **kwargs):
+        check_range(data, "date_from", "date_to")
 
 
 def _kind_filter(kinds: tuple[str, ...], example: str) -> ma.fields.String:
@@ -75,17 +243,155 @@ def _kind_filter(kinds: tuple[str, ...], example: str) -> ma.fields.String:
     )
 
 
-class DecreeQuerySchema(FactQuerySchema):
+def _bound(number: str, side: str, example: float) -> ma.fields.Float:
+    words = {"min": "at least", "max": "at most"}[side]
+    return ma.fields.Float(
+        allow_nan=False, **doc(f"Only records whose {number} is {words} this.", example)
+    )
+
+
+class QuotaFilterSchema(Schema):
+    quota_min = _bound("quota", "min", 100000)
+    quota_max = _bound("quota", "max", 200000)
+
+    @ma.validates_schema
+    def check_quota(self, data, **kwargs):
+        check_range(data, "quota_min", "quota_max")
+
+
+class DecreeFilterSchema(FactFilterSchema, QuotaFilterSchema):
     kind = _kind_filter(DECREE_KINDS, "decree")
 
 
-class CampaignQuerySchema(FactQuerySchema):
+class CampaignFilterSchema(FactFilterSchema, QuotaFilterSchema):
     kind = _kind_filter(CAMPAIGN_KINDS, "regular_call_up")
 
 
-class PenaltyQuerySchema(FactQuerySchema):
+class PenaltyFilterSchema(FactFilterSchema):
     kind = _kind_filter(PENALTY_KINDS, "desertion")
+    prison_years_min = _bound("longest prison term (years)", "min", 10)
+    prison_years_max = _bound("longest prison term (years)", "max", 20)
+
+    @ma.validates_schema
+    def check_years(self, data, **kwargs):
+        check_range(data, "prison_years_min", "prison_years_max")
 
 
-class EventQuerySchema(FactQuerySchema):
+class EventFilterSchema(FactFilterSchema):
     kind = _kind_filter(EVENT_KINDS, "protest")
+
+
+class DecreeQuerySchema(DecreeFilterSchema, ListQuerySchema):
+    sort = Sort(FACT_SORTS)
+
+
+class CampaignQuerySchema(CampaignFilterSchema, ListQuerySchema):
+    sort = Sort(FACT_SORTS)
+
+
+class PenaltyQuerySchema(PenaltyFilterSchema, ListQuerySchema):
+    sort = Sort(FACT_SORTS)
+
+
+class EventQuerySchema(EventFilterSchema, ListQuerySchema):
+    sort = Sort(FACT_SORTS)
+
+
+FACETS = ("type", "kind", "year", "article", "actor")
+
+
+class FacetNames(ma.fields.String):
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        names = [n.strip() for n in super()._deserialize(value, attr, data, **kwargs).split(",")]
+        unknown = [n for n in names if n not in FACETS]
+        if unknown:
+            raise ma.ValidationError(f"Unknown facet {unknown[0]!r}; one of: {', '.join(FACETS)}.")
+        return list(dict.fromkeys(names))
+
+
+def _facets_field() -> FacetNames:
+    default = "kind,year,article,actor"
+    return FacetNames(
+        load_default=default.split(","),
+        **doc(
+            f"Comma-separated facets to count: {', '.join(FACETS)}.", "kind,year", default=default
+        ),
+    )
+
+
+class DecreeFacetQuerySchema(DecreeFilterSchema):
+    facets = _facets_field()
+
+
+class CampaignFacetQuerySchema(CampaignFilterSchema):
+    facets = _facets_field()
+
+
+class PenaltyFacetQuerySchema(PenaltyFilterSchema):
+    facets = _facets_field()
+
+
+class EventFacetQuerySchema(EventFilterSchema):
+    facets = _facets_field()
+
+
+# Search, timeline, export ----------------------------------------------------------------------
+
+DOC_TYPES = ("article", *COLLECTIONS)
+
+
+class TypeList(ma.fields.String):
+    """`decree,event`: a comma-separated subset of `choices`."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs):
+        self.choices = choices
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        names = [n.strip() for n in super()._deserialize(value, attr, data, **kwargs).split(",")]
+        unknown = [n for n in names if n not in self.choices]
+        if unknown:
+            raise ma.ValidationError(
+                f"Unknown type {unknown[0]!r}; one of: {', '.join(self.choices)}."
+            )
+        return list(dict.fromkeys(names))
+
+
+class SearchQuerySchema(Schema):
+    q = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=500),
+        **doc(
+            'Words (all must match), "quoted phrases" (words in this order), prefix* queries; '
+            "case-insensitive.",
+            '"partial mobilisation" dagestan',
+        ),
+    )
+    type = TypeList(
+        DOC_TYPES,
+        **doc(f"Only these types, comma-separated: {', '.join(DOC_TYPES)}.", "event,article"),
+    )
+    page_size = _page_size()
+    cursor = OffsetCursor(
+        **doc("Opaque position from the `next` or `prev` link of a page of hits.", "eyJvIjo1MH0")
+    )
+    format = _format()
+
+    @ma.validates_schema
+    def check_paging(self, data, **kwargs):
+        ListQuerySchema.check_paging(self, data)
+
+
+class TimelineQuerySchema(FactFilterSchema, ListQuerySchema):
+    type = TypeList(
+        tuple(COLLECTIONS),
+        **doc(f"Only these types, comma-separated: {', '.join(COLLECTIONS)}.", "decree,event"),
+    )
+
+
+class ExportQuerySchema(Schema):
+    format = ma.fields.String(
+        load_default="ndjson",
+        validate=ma.validate.OneOf(FORMATS),
+        **doc("Export format.", "ndjson", enum=list(FORMATS)),
+    )

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from api import search
 from api.models import Base
 
 config = context.config
@@ -14,6 +15,8 @@ def run_migrations(connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+        # The full-text index is made by hand beside the models: autogenerate leaves it alone.
+        include_name=lambda name, *_: not search.is_index_object(name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,8 +7,8 @@ from schemas.queries import ActorQuerySchema
 
 from .. import store
 from ..db import db
-from ..models import Actor
-from ..smorest import Blueprint, abort_not_found, page_headers, path_parameter
+from ..smorest import Blueprint, abort_not_found, path_parameter
+from . import listing
 
 blp = Blueprint(
     "actors",
@@ -24,14 +24,15 @@ class ActorList(MethodView):
     @blp.arguments(ActorQuerySchema, location="query", as_kwargs=True)
     @blp.list_response(ActorSchema)
     @blp.doc(operationId="listActors")
-    def get(self, page_size: int, cursor: str | None = None, **filters):
+    def get(self, sort, page_size=None, cursor=None, format=None, **filters):
         """List actors
 
-        Actors in id order.
+        Actors, in id order by default.
         """
         stmt = store.actor_query(**filters)
-        page = store.paginate(db.session(), stmt, Actor.id, page_size, cursor)
-        return page.items, page_headers(page)
+        return listing.respond(
+            stmt, store.ACTOR_SORTS, sort, page_size, cursor, ActorSchema(), "actors"
+        )
 
 
 @blp.route("/<actor_id>", parameters=[path_parameter("actor_id", "Actor id.", "vladimir-putin")])

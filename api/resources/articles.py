@@ -8,8 +8,8 @@ from schemas.queries import ArticleQuerySchema
 
 from .. import store
 from ..db import db
-from ..models import Article
-from ..smorest import Blueprint, abort_not_found, page_headers, path_parameter
+from ..smorest import Blueprint, abort_not_found, path_parameter
+from . import listing
 
 blp = Blueprint(
     "articles",
@@ -17,6 +17,7 @@ blp = Blueprint(
     url_prefix="/articles",
     description="The source articles: metadata, full text and the records that cite them.",
 )
+ARTICLE_ID = path_parameter("article_id", "Article id.", "after-russia-kill-or-be-killed")
 
 
 @blp.route("")
@@ -25,16 +26,15 @@ class ArticleList(MethodView):
     @blp.arguments(ArticleQuerySchema, location="query", as_kwargs=True)
     @blp.list_response(ArticleSchema)
     @blp.doc(operationId="listArticles")
-    def get(self, page_size: int, cursor: str | None = None):
+    def get(self, sort, page_size=None, cursor=None, format=None):
         """List source articles
 
-        Articles in id order, without their text (fetch one article for that).
+        Articles without their text (fetch one article for that), in id order by default.
         """
-        page = store.paginate(db.session(), store.article_query(), Article.id, page_size, cursor)
-        return page.items, page_headers(page)
-
-
-ARTICLE_ID = path_parameter("article_id", "Article id.", "after-russia-kill-or-be-killed")
+        stmt = store.article_query()
+        return listing.respond(
+            stmt, store.ARTICLE_SORTS, sort, page_size, cursor, ArticleSchema(), "articles"
+        )
 
 
 @blp.route("/<article_id>", parameters=[ARTICLE_ID])

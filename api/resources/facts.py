@@ -4,25 +4,30 @@ from flask.views import MethodView
 
 from schemas.facts import FACT_SCHEMAS, FactSchema
 from schemas.queries import (
+    CampaignFacetQuerySchema,
     CampaignQuerySchema,
+    DecreeFacetQuerySchema,
     DecreeQuerySchema,
+    EventFacetQuerySchema,
     EventQuerySchema,
-    FactQuerySchema,
+    PenaltyFacetQuerySchema,
     PenaltyQuerySchema,
 )
+from schemas.results import FacetsSchema
 
 from .. import store
 from ..db import db
-from ..models import Fact
-from ..smorest import Blueprint, abort_not_found, page_headers, path_parameter
+from ..smorest import Blueprint, abort_not_found, path_parameter
+from . import listing
 
-# type: (collection, plural label, what the type holds, query schema)
-FACT_RESOURCES: dict[str, tuple[str, str, str, type[FactQuerySchema]]] = {
+# type: (collection, plural label, what the type holds, list query schema, facets query schema)
+FACT_RESOURCES = {
     "decree": (
         "decrees",
         "Decrees",
         "Decrees, laws, orders and policies: who issued them, when, and what they order.",
         DecreeQuerySchema,
+        DecreeFacetQuerySchema,
     ),
     "campaign": (
         "campaigns",
@@ -30,12 +35,14 @@ FACT_RESOURCES: dict[str, tuple[str, str, str, type[FactQuerySchema]]] = {
         "Draft campaigns: regular call-ups, mobilisation and recruitment drives, with quotas, "
         "periods, age limits and notification channels.",
         CampaignQuerySchema,
+        CampaignFacetQuerySchema,
     ),
     "penalty": (
         "penalties",
         "Penalties",
         "Legal penalties for desertion, voluntary surrender, refusal to serve and draft evasion.",
         PenaltyQuerySchema,
+        PenaltyFacetQuerySchema,
     ),
     "event": (
         "events",
@@ -43,12 +50,13 @@ FACT_RESOURCES: dict[str, tuple[str, str, str, type[FactQuerySchema]]] = {
         "Reported events: enlistments, protests, detentions, flight abroad, official statements "
         "and denials, estimates, media campaigns and more.",
         EventQuerySchema,
+        EventFacetQuerySchema,
     ),
 }
 
 
 def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
-    collection, label, description, query_schema = FACT_RESOURCES[fact_type]
+    collection, label, description, query_schema, facet_schema = FACT_RESOURCES[fact_type]
     singular = label[:-1] if fact_type != "penalty" else "Penalty"
     blp = Blueprint(collection, __name__, url_prefix=f"/{collection}", description=description)
 
@@ -60,12 +68,30 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
         @blp.doc(
             operationId=f"list{label}",
             summary=f"List {collection}",
-            description=f"{description} In id order; filters combine with AND.",
+            description=f"{description} Filters combine with AND; id order by default.",
         )
-        def get(self, page_size: int, cursor: str | None = None, **filters):
-            stmt = store.fact_query(fact_type, **filters)
-            page = store.paginate(db.session(), stmt, Fact.id, page_size, cursor)
-            return page.items, page_headers(page)
+        def get(self, sort, page_size=None, cursor=None, format=None, **filters):
+            stmt = store.fact_query(fact_type, dialect=db.dialect(), **filters)
+            return listing.respond(
+                stmt, store.FACT_SORTS, sort, page_size, cursor, schema(), collection
+            )
+
+    @blp.route("/facets")
+    class FactFacets(MethodView):
+        @blp.etag
+        @blp.arguments(facet_schema, location="query", as_kwargs=True)
+        @blp.response(200, FacetsSchema)
+        @blp.doc(
+            operationId=f"facet{label}",
+            summary=f"Count {collection} by facet",
+            description=(
+                f"How many {collection} match the filters (the same as the list's), counted by "
+                "each facet asked for: kind, year, article, actor, type."
+            ),
+        )
+        def get(self, facets, **filters):
+            stmt = store.fact_query(fact_type, dialect=db.dialect(), **filters)
+            return store.facets(db.session(), stmt, facets)
 
     example_id = schema._declared_fields["id"].metadata["example"]
     fact_id = path_parameter("fact_id", f"Id of the {fact_type}.", example_id)

@@ -1,4 +1,5 @@
-"""Initial schema: articles, actors, facts and their citations, actor links, contradictions.
+"""Initial schema: articles, actors, facts and their citations, actor links, contradictions;
+the dataset revision; the full-text search documents and their backend-specific index.
 
 Revision ID: 0001
 Revises:
@@ -14,6 +15,30 @@ revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The full-text index over search_documents.tokens: FTS5 (kept in sync by triggers) on SQLite,
+# a GIN index on the 'simple' text search configuration on PostgreSQL. See api/search.py.
+_FTS_INSERT = "INSERT INTO search_fts(rowid, tokens) VALUES (new.id, new.tokens);"
+_FTS_DELETE = (
+    "INSERT INTO search_fts(search_fts, rowid, tokens) VALUES ('delete', old.id, old.tokens);"
+)
+SEARCH_INDEX = {
+    "sqlite": [
+        "CREATE VIRTUAL TABLE search_fts USING fts5(tokens, content='search_documents', "
+        "content_rowid='id', tokenize='unicode61 remove_diacritics 0')",
+        "CREATE TRIGGER search_documents_ai AFTER INSERT ON search_documents "
+        f"BEGIN {_FTS_INSERT} END",
+        "CREATE TRIGGER search_documents_ad AFTER DELETE ON search_documents "
+        f"BEGIN {_FTS_DELETE} END",
+        "CREATE TRIGGER search_documents_au AFTER UPDATE ON search_documents "
+        f"BEGIN {_FTS_DELETE} {_FTS_INSERT} END",
+    ],
+    "postgresql": [
+        "CREATE INDEX ix_search_documents_tsv ON search_documents "
+        "USING gin (to_tsvector('simple', tokens))",
+    ],
+}
 
 
 def _record_columns() -> list[sa.Column]:
@@ -64,13 +89,17 @@ def upgrade() -> None:
         sa.Column("date", sa.JSON(), nullable=True),
         sa.Column("date_min", sa.Date(), nullable=True),
         sa.Column("date_max", sa.Date(), nullable=True),
+        sa.Column("date_sort", sa.Date(), nullable=False),
+        sa.Column("date_sort_desc", sa.Date(), nullable=False),
         sa.Column("details", sa.JSON(), nullable=False),
         *_record_columns(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_facts")),
     )
-    op.create_index(op.f("ix_facts_type"), "facts", ["type"])
-    op.create_index(op.f("ix_facts_kind"), "facts", ["kind"])
-    op.create_index(op.f("ix_facts_date_min"), "facts", ["date_min"])
+    op.create_index("ix_facts_type_id", "facts", ["type", "id"])
+    op.create_index("ix_facts_type_kind_id", "facts", ["type", "kind", "id"])
+    op.create_index("ix_facts_type_date_sort_id", "facts", ["type", "date_sort", "id"])
+    op.create_index("ix_facts_type_date_sort_desc_id", "facts", ["type", "date_sort_desc", "id"])
+    op.create_index("ix_facts_date_sort_id", "facts", ["date_sort", "id"])
     op.create_table(
         "citations",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -124,8 +153,41 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("fact_id", "other_id", name=op.f("pk_contradictions")),
     )
     op.create_index(op.f("ix_contradictions_other_id"), "contradictions", ["other_id"])
+    op.create_table(
+        "dataset_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset_state")),
+    )
+    op.create_table(
+        "search_documents",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("doc_type", sa.String(length=16), nullable=False),
+        sa.Column("doc_id", sa.String(length=100), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("tokens", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_search_documents")),
+    )
+    op.create_index(
+        "ix_search_documents_doc", "search_documents", ["doc_type", "doc_id"], unique=True
+    )
+    for statement in SEARCH_INDEX[op.get_bind().dialect.name]:
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in ("contradictions", "fact_actors", "citations", "facts", "actors", "articles"):
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE search_fts")  # its triggers go with search_documents
+    for table in (
+        "search_documents",
+        "dataset_state",
+        "contradictions",
+        "fact_actors",
+        "citations",
+        "facts",
+        "actors",
+        "articles",
+    ):
         op.drop_table(table)

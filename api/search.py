@@ -1,0 +1,188 @@
+"""Full-text search over records and article texts, on SQLite FTS5 and PostgreSQL alike.
+
+Python tokenises both the indexed text and the query (`tokenize`), so that both engines see
+the same words and return the same hits; they differ only in how they rank them (bm25 on
+SQLite, ts_rank on PostgreSQL). Query syntax: words (all must match), "quoted phrases",
+and a trailing * for a prefix (`mobili*`).
+"""
+
+import html
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import Select, column, delete, func, literal_column, select, table, text
+from sqlalchemy.orm import Session
+
+from .models import Article, Fact, SearchDocument
+
+_TOKEN = re.compile(r"[^\W_]+")
+_QUERY_PART = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def tokenize(value: str) -> list[str]:
+    return _TOKEN.findall(value.lower())
+
+
+class QueryError(ValueError):
+    """A search query with nothing to search for."""
+
+
+@dataclass(frozen=True)
+class Term:
+    tokens: tuple[str, ...]  # several tokens: a phrase, matched in order
+    prefix: bool = False  # the last token matches any word it begins
+
+
+def parse_query(query: str) -> list[Term]:
+    terms = []
+    for phrase, word in _QUERY_PART.findall(query):
+        prefix = bool(word) and word.endswith("*")
+        tokens = tuple(tokenize(phrase or word))
+        if tokens:
+            terms.append(Term(tokens, prefix))
+    if not terms:
+        raise QueryError("Give at least one word to search for.")
+    return terms
+
+
+def _fts5_query(terms: list[Term]) -> str:
+    return " AND ".join(f'"{" ".join(t.tokens)}"' + ("*" if t.prefix else "") for t in terms)
+
+
+def _tsquery(terms: list[Term]) -> str:
+    def term(t: Term) -> str:
+        words = list(t.tokens)
+        if t.prefix:
+            words[-1] += ":*"
+        return "(" + " <-> ".join(words) + ")"
+
+    return " & ".join(term(t) for t in terms)
+
+
+_FTS = table("search_fts", column("rowid"))
+
+
+def _matching(dialect: str, terms: list[Term]) -> Select:
+    """Matching search documents with their relevance `score` (higher is better)."""
+    if dialect == "sqlite":
+        return (
+            select(SearchDocument, (-func.bm25(literal_column("search_fts"))).label("score"))
+            .select_from(_FTS)
+            .join(SearchDocument, SearchDocument.id == _FTS.c.rowid)
+            .where(text("search_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms)))
+        )
+    vector = func.to_tsvector(literal_column("'simple'"), SearchDocument.tokens)
+    query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
+    return select(SearchDocument, func.ts_rank(vector, query).label("score")).where(
+        vector.op("@@")(query)
+    )
+
+
+def matching_ids(dialect: str, query: str, doc_type: str) -> Select:
+    """Ids of the documents of one type that match the query (for the lists' `q` filter)."""
+    return (
+        _matching(dialect, parse_query(query))
+        .with_only_columns(SearchDocument.doc_id, maintain_column_froms=False)
+        .where(SearchDocument.doc_type == doc_type)
+    )
+
+
+@dataclass
+class Hit:
+    type: str
+    id: str
+    title: str
+    score: float
+    snippet: str
+
+
+def search(
+    session: Session, query: str, types: list[str] | None, limit: int, offset: int
+) -> tuple[list[Hit], int]:
+    """One page of hits, best first (ties by type and id), and the total number of hits."""
+    terms = parse_query(query)
+    stmt = _matching(session.get_bind().dialect.name, terms)
+    if types:
+        stmt = stmt.where(SearchDocument.doc_type.in_(types))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(
+        stmt.order_by(
+            literal_column("score").desc(), SearchDocument.doc_type, SearchDocument.doc_id
+        )
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [
+        Hit(doc.doc_type, doc.doc_id, doc.title, round(float(score), 6), snippet(doc.text, terms))
+        for doc, score in rows
+    ], total
+
+
+def snippet(source: str, terms: list[Term], width: int = 160) -> str:
+    """A window of the text around the first match, matched words in <mark>, HTML-escaped."""
+    words = {t for term in terms for t in term.tokens}
+    prefixes = tuple(term.tokens[-1] for term in terms if term.prefix)
+
+    def matches(word: str) -> bool:
+        lowered = word.lower()
+        return lowered in words or (bool(prefixes) and lowered.startswith(prefixes))
+
+    spans = [m.span() for m in _TOKEN.finditer(source) if matches(m.group())]
+    first = spans[0][0] if spans else 0
+    start = source.rfind(" ", 0, max(0, first - width // 3)) + 1  # back to a word start
+    end = min(len(source), start + width)
+    out, cursor = [], start
+    for span_start, span_end in spans:
+        if span_start < start or span_end > end:
+            continue
+        out += [_escape(source[cursor:span_start]), "<mark>"]
+        out += [_escape(source[span_start:span_end]), "</mark>"]
+        cursor = span_end
+    out.append(_escape(source[cursor:end]))
+    return ("…" if start > 0 else "") + "".join(out).strip() + ("…" if end < len(source) else "")
+
+
+def _escape(value: str) -> str:
+    return html.escape(value, quote=False).replace("\n", " ")
+
+
+# Building the index ---------------------------------------------------------------------------
+
+
+def fact_document(fact: Fact) -> SearchDocument:
+    parts = [fact.title, fact.summary, *(c.quote for c in fact.sources), fact.notes or ""]
+    return _document(fact.type, fact.id, fact.title, "\n".join(p for p in parts if p))
+
+
+def article_document(article: Article) -> SearchDocument:
+    parts = [article.title, article.headline or "", article.text]
+    return _document("article", article.id, article.title, "\n".join(p for p in parts if p))
+
+
+def _document(doc_type: str, doc_id: str, title: str, body: str) -> SearchDocument:
+    return SearchDocument(
+        doc_type=doc_type, doc_id=doc_id, title=title, text=body, tokens=" ".join(tokenize(body))
+    )
+
+
+def reindex(
+    session: Session, documents: list[SearchDocument], removed: list[tuple[str, str]]
+) -> None:
+    """Replace the search documents of changed records and drop those of removed ones."""
+    keys = [(d.doc_type, d.doc_id) for d in documents] + removed
+    for doc_type in {doc_type for doc_type, _ in keys}:
+        ids = [doc_id for t, doc_id in keys if t == doc_type]
+        for chunk in range(0, len(ids), 500):
+            session.execute(
+                delete(SearchDocument).where(
+                    SearchDocument.doc_type == doc_type,
+                    SearchDocument.doc_id.in_(ids[chunk : chunk + 500]),
+                )
+            )
+    session.add_all(documents)
+    session.flush()
+
+
+def is_index_object(name: str | None) -> bool:
+    """Objects the migration creates beside the models (ignored when comparing schemas)."""
+    return bool(name) and (name.startswith("search_fts") or name == "ix_search_documents_tsv")

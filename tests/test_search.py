@@ -1,0 +1,125 @@
+"""GET /api/v1/search: ranked full-text search over records and articles, on both backends."""
+
+import re
+from contextlib import ExitStack
+
+import pytest
+
+from .conftest import BACKENDS, dispose, empty_database, load, make_app
+from .helpers import links, walk
+
+QUERIES = [
+    "gosuslugi",
+    "Dagestan",
+    '"partial mobilisation"',
+    "mobili*",
+    "desertion prison",
+    '"up to 15 years"',
+    "kaluzh*",
+    "Georgia forever",
+    "768,000",
+]
+
+
+def hits(client, query, **args):
+    args = "".join(f"&{k}={v}" for k, v in args.items())
+    return walk(client, f"/api/v1/search?q={query}&page_size=7{args}")
+
+
+def plain(snippet):
+    return re.sub(r"</?mark>", "", snippet)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_every_hit_contains_every_word(client, query):
+    found = hits(client, query)
+    assert found, query
+    for hit in found:
+        record = client.get(hit["url"]).json
+        text = " ".join(
+            [record.get("title", ""), record.get("summary", ""), record.get("text", "") or ""]
+            + [s["quote"] for s in record.get("sources", [])]
+            + [record.get("notes") or "", record.get("headline") or ""]
+        ).lower()
+        words = re.findall(r"[^\W_]+", query.lower().replace("*", ""))
+        for word in words:
+            assert word in text, (query, hit["id"], word)
+
+
+def test_phrase_requires_the_words_in_order(client):
+    phrase = {h["id"] for h in hits(client, '"partial mobilisation"')}
+    words = {h["id"] for h in hits(client, "mobilisation partial")}
+    reversed_phrase = {h["id"] for h in hits(client, '"mobilisation partial"')}
+    assert phrase and phrase <= words
+    assert not reversed_phrase
+
+
+def test_prefix_matches_word_beginnings(client):
+    prefix = {h["id"] for h in hits(client, "mobili*")}
+    exact = {h["id"] for h in hits(client, "mobilisation")} | {
+        h["id"] for h in hits(client, "mobilization")
+    }
+    assert exact and exact <= prefix
+
+
+def test_hits_are_ranked_with_highlighted_snippets(client):
+    found = hits(client, "Dagestan")
+    scores = [h["score"] for h in found]
+    assert scores == sorted(scores, reverse=True)
+    assert {h["type"] for h in found} >= {"event", "article"}
+    for hit in found:
+        assert "<mark>" in hit["snippet"]
+        assert "dagestan" in re.findall(r"<mark>(.*?)</mark>", hit["snippet"].lower())
+        assert hit["url"].endswith(f"/{hit['id']}")
+    assert "<" not in plain(found[0]["snippet"])
+
+
+def test_type_filter_and_paging(client):
+    only_articles = hits(client, "putin", type="article")
+    assert only_articles and {h["type"] for h in only_articles} == {"article"}
+    first = client.get("/api/v1/search?q=putin&page_size=3")
+    total = int(first.headers["X-Total-Count"])
+    assert total > 3 and "next" in links(first)
+    assert len(hits(client, "putin")) == total
+    second = client.get(links(first)["next"])
+    assert "prev" in links(second)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("q=", "q"),
+        ("q=%22%22", "q"),
+        ("q=x&type=tweet", "type"),
+        ("", "q"),
+        ("q=x&cursor=zz", "cursor"),
+    ],
+)
+def test_bad_search_arguments(client, query, field):
+    response = client.get(f"/api/v1/search?{query}")
+    assert response.status_code == 422
+    assert field in response.json["errors"]["query"]
+
+
+@pytest.fixture(scope="module")
+def clients_by_backend(tmp_path_factory):
+    """The shipped dataset loaded on every reachable backend at once."""
+    with ExitStack() as stack:
+        apps = {}
+        for backend in BACKENDS:
+            url = stack.enter_context(empty_database(backend, tmp_path_factory.mktemp(backend)))
+            apps[backend] = make_app(url)
+            stack.callback(dispose, apps[backend])
+            assert load(apps[backend]).exit_code == 0
+        yield {backend: app.test_client() for backend, app in apps.items()}
+
+
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="PostgreSQL is not reachable")
+@pytest.mark.parametrize("query", QUERIES + ["putin", "the", "conscript*", '"call-up"'])
+def test_sqlite_and_postgresql_find_the_same_hits(clients_by_backend, query):
+    found = {
+        backend: {(h["type"], h["id"]) for h in hits(client, query)}
+        for backend, client in clients_by_backend.items()
+    }
+    assert found["sqlite"] == found["postgresql"]
+    assert found["sqlite"], query
