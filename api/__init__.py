@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import flask_swagger_ui
+import orjson
 from flask import Blueprint, Flask, redirect
+from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from sqlalchemy import text
 
@@ -14,6 +16,16 @@ from .resources import BLUEPRINTS
 from .smorest import Api
 
 SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """orjson writes responses several times faster than the standard library."""
+
+    def dumps(self, obj, **kwargs) -> str:
+        return orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
 
 
 def health():
@@ -27,7 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
-    app.json.sort_keys = False  # keep fields in schema order
+    app.json = OrjsonProvider(app)  # keeps fields in schema order
 
     db.init_app(app)
     Compress(app)
