@@ -108,6 +108,8 @@ class Blueprint(flask_smorest.Blueprint):
     def etag(self, view):
         """A strong ETag from the data revision and the request, checked before the view runs.
 
+        Place it under @arguments, so that a request with bad arguments is refused, never 304.
+
         The data changes only through loads, which bump the revision: a matching
         If-None-Match is answered 304 after one indexed read, without touching the records.
         """
@@ -123,11 +125,11 @@ class Blueprint(flask_smorest.Blueprint):
             tag = self._generate_etag(fingerprint)
             headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
             # flask-compress marks the tags of compressed bodies "<tag>:gzip".
-            if request.if_none_match.star_tag or tag in {
-                t.split(":")[0] for t in request.if_none_match
-            }:
+            if tag in {(t or "").split(":")[0] for t in request.if_none_match}:
                 return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
             response = view(*args, **kwargs)
+            if request.if_none_match.star_tag and response.status_code == HTTPStatus.OK:
+                response = Response(status=HTTPStatus.NOT_MODIFIED)  # "*": any representation
             response.headers.update(headers)
             return response
 

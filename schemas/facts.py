@@ -244,11 +244,12 @@ class PenaltySchema(FactSchema):
     )
     max_prison_years = _quantity("Longest prison term.", None)
     applies_during = ma.fields.List(
-        ma.fields.String(validate=ma.validate.OneOf(PENALTY_CONDITIONS)),
-        required=True,
-        **doc(
-            "When the penalty applies.", ["wartime", "mobilisation"], enum=list(PENALTY_CONDITIONS)
+        ma.fields.String(
+            validate=ma.validate.OneOf(PENALTY_CONDITIONS),
+            metadata={"enum": list(PENALTY_CONDITIONS)},
         ),
+        required=True,
+        **doc("When the penalty applies.", ["wartime", "mobilisation"]),
     )
     act = ma.fields.String(
         required=True,

@@ -16,6 +16,8 @@ from .common import date_bounds
 from .facts import CAMPAIGN_KINDS, COLLECTIONS, DECREE_KINDS, EVENT_KINDS, PENALTY_KINDS
 
 FORMATS = ("json", "csv", "ndjson")
+# What full-text search can use: at least one letter or digit (api.search tokenises alike).
+SEARCHABLE = ma.validate.Regexp(r"(?s).*[^\W_]", error="Give at least one word to search for.")
 
 
 # Pagination and sorting ----------------------------------------------------------------------
@@ -73,6 +75,7 @@ class Sort(ma.fields.String):
 
     def __init__(self, allowed: tuple[str, ...], default: str = "id", **kwargs):
         self.allowed = allowed
+        names = "|".join(allowed)
         super().__init__(
             load_default=self.parse(default),
             **doc(
@@ -80,6 +83,7 @@ class Sort(ma.fields.String):
                 f"Fields: {', '.join(allowed)}. Ties are broken by id.",
                 default,
                 default=default,
+                pattern=rf"^-?({names})(,-?({names}))*$",
                 **kwargs,
             ),
         )
@@ -105,17 +109,18 @@ class Sort(ma.fields.String):
 class PartialDate(ma.fields.String):
     """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; loads as the first (or, `end=True`, last) day."""
 
-    _FORM = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+    _FORM = r"^(?!0000)\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
 
     def __init__(self, end: bool, **kwargs):
         self.end = end
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": self._FORM}
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
         text = super()._deserialize(value, attr, data, **kwargs)
         precision = {4: "year", 7: "month", 10: "day"}.get(len(text))
         try:
-            if not self._FORM.match(text) or precision is None:
+            if not re.match(self._FORM, text) or precision is None:
                 raise ValueError
             first, last = date_bounds(text, precision)
         except ValueError as error:
@@ -127,8 +132,9 @@ def _page_size() -> ma.fields.Integer:
     return ma.fields.Integer(
         validate=ma.validate.Range(min=1, max=Config.MAX_PAGE_SIZE),
         **doc(
-            f"Results per JSON page (default {Config.DEFAULT_PAGE_SIZE}, at most "
-            f"{Config.MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match.",
+            f"Results per page (default {Config.DEFAULT_PAGE_SIZE}, at most "
+            f"{Config.MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match "
+            "unless page_size or cursor is given.",
             50,
         ),
     )
@@ -139,7 +145,8 @@ def _format() -> ma.fields.String:
         validate=ma.validate.OneOf(FORMATS),
         **doc(
             "Response format; overrides the Accept header (application/json, text/csv, "
-            "application/x-ndjson). CSV and NDJSON stream every match.",
+            "application/x-ndjson). CSV and NDJSON stream every match unless page_size or "
+            "cursor is given.",
             "json",
             enum=list(FORMATS),
         ),
@@ -151,7 +158,10 @@ class ListQuerySchema(Schema):
 
     page_size = _page_size()
     cursor = Cursor(
-        **doc("Opaque position from the `next` or `prev` link of a page.", "eyJrIjpbIngiXX0")
+        **doc(
+            "Opaque position from the `next` or `prev` link of a page.",
+            encode_cursor(["decree-2025-spring-call-up"], False, "id"),
+        )
     )
     format = _format()
 
@@ -160,11 +170,6 @@ class ListQuerySchema(Schema):
         cursor, order = data.get("cursor"), data.get("sort")
         if cursor and order is not None and cursor["sort"] != sort_text(order):
             raise ma.ValidationError("The cursor belongs to another sort order.", "cursor")
-        if data.get("format") in ("csv", "ndjson") and ("cursor" in data or "page_size" in data):
-            raise ma.ValidationError(
-                "CSV and NDJSON stream every match; page_size and cursor are for JSON.",
-                "page_size" if "page_size" in data else "cursor",
-            )
 
 
 def sort_text(order: list[tuple[str, bool]]) -> str:
@@ -224,7 +229,7 @@ class FactFilterSchema(Schema):
         ),
     )
     q = ma.fields.String(
-        validate=ma.validate.Length(min=1, max=500),
+        validate=[ma.validate.Length(min=1, max=500), SEARCHABLE],
         **doc(
             'Full-text filter: words (all must match), "quoted phrases", prefix* queries.',
             "gosuslugi",
@@ -302,7 +307,8 @@ FACETS = ("type", "kind", "year", "article", "actor")
 
 class FacetNames(ma.fields.String):
     def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
-        names = [n.strip() for n in super()._deserialize(value, attr, data, **kwargs).split(",")]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        names = [n.strip() for n in text.split(",")] if text else []
         unknown = [n for n in names if n not in FACETS]
         if unknown:
             raise ma.ValidationError(f"Unknown facet {unknown[0]!r}; one of: {', '.join(FACETS)}.")
@@ -345,6 +351,8 @@ class TypeList(ma.fields.String):
 
     def __init__(self, choices: tuple[str, ...], **kwargs):
         self.choices = choices
+        names = "|".join(choices)
+        kwargs["metadata"] = {**kwargs["metadata"], "pattern": rf"^({names})(,({names}))*$"}
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
@@ -360,7 +368,7 @@ class TypeList(ma.fields.String):
 class SearchQuerySchema(Schema):
     q = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=500),
+        validate=[ma.validate.Length(min=1, max=500), SEARCHABLE],
         **doc(
             'Words (all must match), "quoted phrases" (words in this order), prefix* queries; '
             "case-insensitive.",

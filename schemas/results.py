@@ -39,12 +39,18 @@ class FacetsSchema(Schema):
 
 
 class TimelineEntrySchema(Schema):
-    date = ma.fields.Nested(DateValueSchema, **doc("The record's date, as precise as known.", None))
+    date = ma.fields.Nested(
+        DateValueSchema, allow_none=True, **doc("The record's date, as precise as known.", None)
+    )
     earliest = ma.fields.Date(
-        attribute="date_min", **doc("First day the date may denote.", "2022-09-01")
+        attribute="date_min",
+        allow_none=True,
+        **doc("First day the date may denote; null when its year is unknown.", "2022-09-01"),
     )
     latest = ma.fields.Date(
-        attribute="date_max", **doc("Last day the date may denote.", "2022-09-30")
+        attribute="date_max",
+        allow_none=True,
+        **doc("Last day the date may denote; null when its year is unknown.", "2022-09-30"),
     )
     type = ma.fields.String(**doc("Record type.", "event", enum=list(COLLECTIONS)))
     id = ma.fields.String(**doc("Record id.", "event-protesters-detained"))

@@ -20,8 +20,8 @@ blp = Blueprint(
 
 @blp.route("")
 class ActorList(MethodView):
-    @blp.etag
     @blp.arguments(ActorQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.list_response(ActorSchema)
     @blp.doc(operationId="listActors")
     def get(self, sort, page_size=None, cursor=None, format=None, **filters):

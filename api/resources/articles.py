@@ -22,8 +22,8 @@ ARTICLE_ID = path_parameter("article_id", "Article id.", "after-russia-kill-or-b
 
 @blp.route("")
 class ArticleList(MethodView):
-    @blp.etag
     @blp.arguments(ArticleQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.list_response(ArticleSchema)
     @blp.doc(operationId="listArticles")
     def get(self, sort, page_size=None, cursor=None, format=None):

@@ -19,8 +19,8 @@ blp = Blueprint(
 
 @blp.route("")
 class Export(MethodView):
-    @blp.etag
     @blp.arguments(ExportQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.response(200, FactExportSchema(many=True))
     @blp.doc(
         operationId="export",

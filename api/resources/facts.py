@@ -62,8 +62,8 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
 
     @blp.route("")
     class FactList(MethodView):
-        @blp.etag
         @blp.arguments(query_schema, location="query", as_kwargs=True)
+        @blp.etag
         @blp.list_response(schema)
         @blp.doc(
             operationId=f"list{label}",
@@ -78,8 +78,8 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
 
     @blp.route("/facets")
     class FactFacets(MethodView):
-        @blp.etag
         @blp.arguments(facet_schema, location="query", as_kwargs=True)
+        @blp.etag
         @blp.response(200, FacetsSchema)
         @blp.doc(
             operationId=f"facet{label}",

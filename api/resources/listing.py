@@ -12,10 +12,13 @@ from ..smorest import page_headers, response_format
 
 
 def respond(stmt: Select, sorts, order, page_size, cursor, schema, name: str):
-    """Return what a list view returns: (items, headers) for JSON, or a streamed Response."""
+    """What a list view returns: a JSON page and its headers, or a CSV / NDJSON stream.
+
+    CSV and NDJSON stream every match, unless page_size or cursor asks for one page.
+    """
     fmt = response_format()
     session = db.session()
-    if fmt != "json":
+    if fmt != "json" and page_size is None and cursor is None:
         return formats.streamed(schema, store.stream(session, stmt, sorts, order), fmt, name)
     position = store.Position(cursor["keys"], cursor["backward"]) if cursor else None
     try:
@@ -24,4 +27,8 @@ def respond(stmt: Select, sorts, order, page_size, cursor, schema, name: str):
         )
     except store.InvalidCursor as error:
         abort(HTTPStatus.UNPROCESSABLE_ENTITY, errors={"query": {"cursor": [str(error)]}})
+    if fmt != "json":
+        response = formats.streamed(schema, page.items, fmt, name)
+        response.headers.update(page_headers(page, order))
+        return response
     return page.items, page_headers(page, order)

@@ -23,8 +23,8 @@ blp = Blueprint(
 
 @blp.route("")
 class Search(MethodView):
-    @blp.etag
     @blp.arguments(SearchQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.list_response(SearchHitSchema, description="One page of hits, best first.")
     @blp.doc(operationId="search")
     def get(self, q, type=None, page_size=None, cursor=0, format=None):
@@ -36,17 +36,23 @@ class Search(MethodView):
         query finds the same hits on SQLite and PostgreSQL.
         """
         session = db.session()
+        fmt = response_format()
+        everything = fmt != "json" and page_size is None and not cursor
+        size = None if everything else page_size or Config.DEFAULT_PAGE_SIZE
         try:
-            if response_format() != "json":
-                hits, _ = search.search(session, q, type, None, 0)
-                return formats.streamed(SearchHitSchema(), hits, response_format(), "search")
-            size = page_size or Config.DEFAULT_PAGE_SIZE
             hits, total = search.search(session, q, type, size, cursor)
         except search.QueryError as error:
             abort(HTTPStatus.UNPROCESSABLE_ENTITY, errors={"query": {"q": [str(error)]}})
+        if everything:
+            return formats.streamed(SearchHitSchema(), hits, fmt, "search")
         links = [("first", None)]
         if cursor:
             links.append(("prev", encode_offset(max(0, cursor - size))))
         if cursor + size < total:
             links.append(("next", encode_offset(cursor + size)))
-        return hits, {"Link": link_header(links), "X-Total-Count": str(total)}
+        headers = {"Link": link_header(links), "X-Total-Count": str(total)}
+        if fmt != "json":
+            response = formats.streamed(SearchHitSchema(), hits, fmt, "search")
+            response.headers.update(headers)
+            return response
+        return hits, headers

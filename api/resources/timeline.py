@@ -21,8 +21,8 @@ CHRONOLOGICAL = [("date", False)]
 
 @blp.route("")
 class Timeline(MethodView):
-    @blp.etag
     @blp.arguments(TimelineQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.list_response(TimelineEntrySchema)
     @blp.doc(operationId="timeline")
     def get(self, type=None, page_size=None, cursor=None, format=None, **filters):
@@ -47,8 +47,8 @@ class Timeline(MethodView):
 
 @blp.route("/undated")
 class UndatedRecords(MethodView):
-    @blp.etag
     @blp.arguments(TimelineQuerySchema, location="query", as_kwargs=True)
+    @blp.etag
     @blp.list_response(TimelineEntrySchema)
     @blp.doc(operationId="timelineUndated")
     def get(self, type=None, page_size=None, cursor=None, format=None, **filters):
