@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, extract, func, or_, select
+from sqlalchemy import Select, and_, distinct, extract, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from . import search
@@ -131,6 +131,10 @@ def paginate(
 
 def _beyond(fields: list[tuple[SortField, bool]], values: list[Any], backward: bool):
     """Rows strictly after `values` in the order (or strictly before, going backward)."""
+    directions = {descending != backward for _, descending in fields}
+    if len(directions) == 1:  # one direction: a row-value comparison, which indexes serve well
+        columns = tuple_(*(field.column(descending) for field, descending in fields))
+        return columns < tuple_(*values) if directions.pop() else columns > tuple_(*values)
     clauses = []
     for i, (field, descending) in enumerate(fields):
         column = field.column(descending)
@@ -231,8 +235,6 @@ def facts_citing(session: Session, article_id: str) -> dict[str, list[Fact]]:
 
 
 # Facets --------------------------------------------------------------------------------------
-
-FACETS = ("type", "kind", "year", "article", "actor")
 
 
 def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[dict]]:
