@@ -78,12 +78,12 @@ def _matching(dialect: str, terms: list[Term]) -> Select:
     )
 
 
-def matching_ids(dialect: str, query: str, doc_type: str) -> Select:
-    """Ids of the documents of one type that match the query (for the lists' `q` filter)."""
+def matching_ids(dialect: str, query: str, doc_types: list[str]) -> Select:
+    """Ids of the documents of these types that match the query (the lists' `q` filter)."""
     return (
         _matching(dialect, parse_query(query))
         .with_only_columns(SearchDocument.doc_id, maintain_column_froms=False)
-        .where(SearchDocument.doc_type == doc_type)
+        .where(SearchDocument.doc_type.in_(doc_types))
     )
 
 

@@ -205,8 +205,7 @@ def fact_query(
     if dated is not None:
         stmt = stmt.where(Fact.date_min.is_not(None) if dated else Fact.date_min.is_(None))
     if q is not None:
-        ids = [search.matching_ids(dialect, q, t) for t in _types(fact_types)]
-        stmt = stmt.where(or_(*(Fact.id.in_(match) for match in ids)))
+        stmt = stmt.where(Fact.id.in_(search.matching_ids(dialect, q, _types(fact_types))))
     for name, bound in ranges.items():
         if bound is None:
             continue

@@ -51,6 +51,8 @@ def test_timeline_filters(client):
     assert putin and all(
         "vladimir-putin" in {a["id"] for a in client.get(e["url"]).json["actors"]} for e in putin
     )
+    searched = walk(client, "/api/v1/timeline?q=mobilisation&type=decree,campaign,event")
+    assert searched and {e["type"] for e in searched} <= {"decree", "campaign", "event"}
     response = client.get("/api/v1/timeline?type=tweet")
     assert response.status_code == 422 and "type" in response.json["errors"]["query"]
 
