@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Conscription Facts API: the embedded SQLite database is built from data/ at image build time.
-FROM python:3.11-slim
+# 3.12: CPython 3.11.7 crashed under this workload (see api/store.py); 3.12 did not.
+FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -8,6 +9,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATA_DIR=/app/data \
     DATABASE_URL=sqlite:////app/var/facts.sqlite3 \
+    HOST=0.0.0.0 \
     PORT=8000 \
     WEB_CONCURRENCY=2
 
@@ -15,7 +17,7 @@ WORKDIR /app
 RUN useradd --system --create-home --uid 10001 app
 
 # Dependencies first, so that code and data changes reuse this layer.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY api ./api
 COPY schemas ./schemas
 RUN pip install .
@@ -27,5 +29,5 @@ USER 10001
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=2)"]
-# gunicorn reads WEB_CONCURRENCY for its worker count; a PostgreSQL DATABASE_URL may be passed at run time.
-CMD ["sh", "-c", "exec gunicorn --bind 0.0.0.0:${PORT} --access-logfile - 'api:create_app()'"]
+# gunicorn.conf.py reads HOST, PORT and WEB_CONCURRENCY; pass a PostgreSQL DATABASE_URL at run time.
+CMD ["gunicorn", "api:create_app()"]

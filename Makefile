@@ -21,7 +21,7 @@ db: install  ## build (or bring up to date) the SQLite database from data/
 	$(FLASK) data load
 
 run: db  ## serve the API with gunicorn on 127.0.0.1:$(PORT)
-	$(BIN)/gunicorn --bind 127.0.0.1:$(PORT) --workers $(WORKERS) --access-logfile - 'api:create_app()'
+	PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) $(BIN)/gunicorn 'api:create_app()'
 
 dev: db  ## serve with Flask's reloading development server
 	$(FLASK) run --port $(PORT) --debug
