@@ -274,25 +274,28 @@ def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[d
     `year` counts records by the year their date begins in (null: year unknown); `article`
     and `actor` count each record once per article it cites or actor it involves.
     """
-    ids = stmt.with_only_columns(Fact.id).order_by(None).scalar_subquery()
-    columns = {
-        "type": (Fact.type, Fact.id, Fact),
-        "kind": (Fact.kind, Fact.id, Fact),
-        "year": (extract("year", Fact.date_min), Fact.id, Fact),
-        "article": (Citation.article_id, Citation.fact_id, Citation),
-        "actor": (FactActor.actor_id, FactActor.fact_id, FactActor),
+    matches = (
+        stmt.with_only_columns(Fact.id, Fact.type, Fact.kind, Fact.date_min)
+        .order_by(None)
+        .subquery()
+    )
+    # facet: (value, what to count, the table joined to the matches, or None)
+    facet_columns = {
+        "type": (matches.c.type, func.count(), None),
+        "kind": (matches.c.kind, func.count(), None),
+        "year": (extract("year", matches.c.date_min), func.count(), None),
+        "article": (Citation.article_id, func.count(distinct(Citation.fact_id)), Citation),
+        "actor": (FactActor.actor_id, func.count(distinct(FactActor.fact_id)), FactActor),
     }
     result = {}
     for name in names:
-        value, fact_id, table = columns[name]
-        count = func.count(distinct(fact_id))
-        rows = session.execute(
-            select(value.label("value"), count.label("count"))
-            .select_from(table)
-            .where(fact_id.in_(ids))
-            .group_by(value)
-            .order_by(count.desc(), value)
-        )
+        value, count, table = facet_columns[name]
+        query = select(value.label("value"), count.label("count"))
+        if table is None:
+            query = query.select_from(matches)
+        else:
+            query = query.select_from(table).join(matches, matches.c.id == table.fact_id)
+        rows = session.execute(query.group_by(value).order_by(count.desc(), value))
         result[name] = [
             {"value": int(v) if name == "year" and v is not None else v, "count": n}
             for v, n in rows
