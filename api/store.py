@@ -114,7 +114,7 @@ def paginate(
     """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth)."""
     order = with_tiebreak(order)
     fields = [(sorts[name], descending) for name, descending in order]
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    total = count(session, stmt)
     backward = bool(position and position.backward)
     if position is not None:
         if len(position.keys) != len(fields):
@@ -274,6 +274,11 @@ def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[d
     `year` counts records by the year their date begins in (null: year unknown); `article`
     and `actor` count each record once per article it cites or actor it involves.
     """
+    key = ("facets", tuple(names), statement_key(session, stmt))
+    return aggregates.get(session, key, lambda: _facets(session, stmt, names))
+
+
+def _facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[dict]]:
     matches = (
         stmt.with_only_columns(Fact.id, Fact.type, Fact.kind, Fact.date_min)
         .order_by(None)
@@ -289,13 +294,13 @@ def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[d
     }
     result = {}
     for name in names:
-        value, count, table = facet_columns[name]
-        query = select(value.label("value"), count.label("count"))
+        value, tally, table = facet_columns[name]
+        query = select(value.label("value"), tally.label("count"))
         if table is None:
             query = query.select_from(matches)
         else:
             query = query.select_from(table).join(matches, matches.c.id == table.fact_id)
-        rows = session.execute(query.group_by(value).order_by(count.desc(), value))
+        rows = session.execute(query.group_by(value).order_by(tally.desc(), value))
         result[name] = [
             {"value": int(v) if name == "year" and v is not None else v, "count": n}
             for v, n in rows
@@ -346,3 +351,43 @@ def bump_revision(session: Session) -> None:
     else:
         state.revision += 1
         state.changed_at = utcnow()
+
+
+class RevisionCache:
+    """Results of expensive aggregates (counts, facets), kept while the revision stands.
+
+    The data changes only with the revision, so a cached count is as exact as a fresh one;
+    each worker holds its own, emptied when the revision moves or the cache fills up.
+    """
+
+    def __init__(self, size: int = 512):
+        self.size = size
+        self.revision: int | None = None
+        self.entries: dict[tuple, Any] = {}
+
+    def get(self, session: Session, key: tuple, compute: Callable[[], Any]) -> Any:
+        current = revision(session)
+        if current != self.revision or len(self.entries) >= self.size:
+            self.entries, self.revision = {}, current
+        if key not in self.entries:
+            self.entries[key] = compute()
+        return self.entries[key]
+
+
+aggregates = RevisionCache()
+
+
+def statement_key(session: Session, stmt: Select) -> tuple:
+    """What identifies a query's result: its SQL and its parameters."""
+    compiled = stmt.compile(dialect=session.get_bind().dialect)
+    return str(compiled), tuple(sorted((k, repr(v)) for k, v in compiled.params.items()))
+
+
+def count(session: Session, stmt: Select) -> int:
+    """The exact number of rows `stmt` selects."""
+
+    def compute() -> int:
+        total = select(func.count()).select_from(stmt.order_by(None).subquery())
+        return session.scalar(total) or 0
+
+    return aggregates.get(session, ("count", statement_key(session, stmt)), compute)

@@ -133,6 +133,7 @@ def test_order_is_stable_under_inserts(backend, new_app, data_copy):
     client = app.test_client()
     first = client.get("/api/v1/events?page_size=5")
     before = ids(walk(client, "/api/v1/events?page_size=500"))
+    facets = client.get("/api/v1/events/facets?facets=type").json
 
     events = yaml.safe_load((data_copy / "events.yaml").read_text(encoding="utf-8"))
     # A new record that sorts first; two records' citations together make it no duplicate.
@@ -151,6 +152,11 @@ def test_order_is_stable_under_inserts(backend, new_app, data_copy):
 
     rest = walk(client, links(first)["next"])
     assert ids(first.json) + ids(rest) == before  # nothing skipped, nothing repeated
+    # Counts and facets follow the new data at once.
+    total = int(client.get("/api/v1/events?page_size=5").headers["X-Total-Count"])
+    assert total == len(before) + 1
+    after = client.get("/api/v1/events/facets?facets=type").json
+    assert after["type"][0]["count"] == facets["type"][0]["count"] + 1
 
 
 @pytest.mark.parametrize(
