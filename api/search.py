@@ -71,7 +71,7 @@ def _matching(dialect: str, terms: list[Term]) -> Select:
             .join(SearchDocument, SearchDocument.id == _FTS.c.rowid)
             .where(text("search_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms)))
         )
-    vector = func.to_tsvector(literal_column("'simple'"), SearchDocument.tokens)
+    vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
     query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
     return select(SearchDocument, func.ts_rank(vector, query).label("score")).where(
         vector.op("@@")(query)
@@ -185,4 +185,6 @@ def reindex(
 
 def is_index_object(name: str | None) -> bool:
     """Objects the migration creates beside the models (ignored when comparing schemas)."""
-    return bool(name) and (name.startswith("search_fts") or name == "ix_search_documents_tsv")
+    return bool(name) and (
+        name.startswith("search_fts") or name in ("tsv", "ix_search_documents_tsv")
+    )
