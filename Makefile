@@ -7,7 +7,7 @@ WORKERS ?= 2
 FLASK := $(BIN)/flask --app api
 STAMP := $(VENV)/.installed
 
-.PHONY: install db run dev test lint format spec check-data clean
+.PHONY: install db run dev test lint format spec check-data bench clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ format: install
 
 spec: install  ## regenerate the committed openapi.yaml from the code
 	$(FLASK) spec write openapi.yaml
+
+bench: install  ## benchmark under gunicorn at 10k, 100k and 1M synthetic records (see docs/benchmarks.md)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info
