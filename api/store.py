@@ -25,9 +25,10 @@ from .models import (
 
 # CPython 3.11.7 can crash (SIGSEGV) when its cyclic garbage collector runs while SQLAlchemy
 # eager-loads facts: seen at 10k records, about once per 100 list requests, on SQLite and
-# PostgreSQL alike; never on 3.12.1. Loading with the collector paused avoids it in a
-# single-threaded worker (0 crashes in 2,250 requests); threaded workers still crash on 3.11,
-# so gunicorn runs sync workers (gunicorn.conf.py) and the Docker image uses Python 3.12.
+# PostgreSQL alike; never on 3.12.1. Loading with the collector paused makes it rare in a
+# single-threaded worker (0 crashes in 2,250 requests; 1 in a whole benchmark run) at the cost
+# of memory in long exports; threaded workers still crash on 3.11, so gunicorn runs sync
+# workers (gunicorn.conf.py) and the Docker image uses Python 3.12.
 _PAUSE_GC = sys.version_info < (3, 12)
 
 

@@ -636,6 +636,7 @@ def one_run(backend: str, size: str, args) -> dict:
                 "path": scenario.get("path") or paths(random.Random(0)),
                 "extra": scenario.get("extra", False),
                 "cold": cold,
+                "load_average_after": os.getloadavg(),
                 "latency": latency,
                 "load": load,
             }
@@ -668,9 +669,13 @@ def one_run(backend: str, size: str, args) -> dict:
             old = json.loads(previous.read_text())
             for key in ("export_csv", "export_csv_no_timeout"):
                 if key in old:
-                    result[key] = {**old[key], "measured_at": old["started"]}
+                    when = old[key].get("measured_at", old["started"])
+                    result[key] = {**old[key], "measured_at": when}
             etag = result["export_csv"].get("etag")
-            print(f"[{backend} {size}] CSV export: kept from {old['started']}", flush=True)
+            print(
+                f"[{backend} {size}] CSV export: kept from {result['export_csv']['measured_at']}",
+                flush=True,
+            )
         elif not args.only or "export" in args.only:
             print(f"[{backend} {size}] CSV export", flush=True)
             export = measure_export(server, f"{API}/export?format=csv", args.export_timeout)
