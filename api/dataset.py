@@ -220,6 +220,14 @@ def content_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# Fields of every fact type that are columns of `facts` (the children are rows of their own).
+_FACT_COLUMNS = [
+    name
+    for name, field in FactSchema._declared_fields.items()
+    if not field.dump_only and name not in ("sources", "actors", "contradicts")
+]
+
+
 def _fact_columns(record: dict[str, Any]) -> dict[str, Any]:
     fact_type = record["type"]
     schema = FACT_SCHEMAS[fact_type]
@@ -228,9 +236,7 @@ def _fact_columns(record: dict[str, Any]) -> dict[str, Any]:
     date_min, date_max = (
         date_bounds(date_value["value"], date_value["precision"]) if date_value else (None, None)
     )
-    common = {key: record[key] for key in FactSchema().load_fields if key in record}
-    for key in ("sources", "actors", "contradicts"):
-        common.pop(key)
+    common = {key: record[key] for key in _FACT_COLUMNS if key in record}
     return {
         **common,
         "type": fact_type,

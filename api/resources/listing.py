@@ -27,8 +27,13 @@ def respond(stmt: Select, sorts, order, page_size, cursor, schema, name: str):
         )
     except store.InvalidCursor as error:
         abort(HTTPStatus.UNPROCESSABLE_ENTITY, errors={"query": {"cursor": [str(error)]}})
+    return one_page(schema, page.items, page_headers(page, order), fmt, name)
+
+
+def one_page(schema, items, headers: dict[str, str], fmt: str, name: str):
+    """A page with its paging headers: JSON items for the response schema, or a stream."""
     if fmt != "json":
-        response = formats.streamed(schema, page.items, fmt, name)
-        response.headers.update(page_headers(page, order))
+        response = formats.streamed(schema, items, fmt, name)
+        response.headers.update(headers)
         return response
-    return page.items, page_headers(page, order)
+    return items, headers

@@ -12,6 +12,7 @@ from .. import formats, search
 from ..config import Config
 from ..db import db
 from ..smorest import Blueprint, link_header, response_format
+from . import listing
 
 blp = Blueprint(
     "search",
@@ -51,8 +52,4 @@ class Search(MethodView):
         if cursor + size < total:
             links.append(("next", encode_offset(cursor + size)))
         headers = {"Link": link_header(links), "X-Total-Count": str(total)}
-        if fmt != "json":
-            response = formats.streamed(SearchHitSchema(), hits, fmt, "search")
-            response.headers.update(headers)
-            return response
-        return hits, headers
+        return listing.one_page(SearchHitSchema(), hits, headers, fmt, "search")
