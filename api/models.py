@@ -28,6 +28,7 @@ FACT_TYPES = ("decree", "campaign", "penalty", "event")
 # Sort keys of records whose date (or its year) is unknown: last in either direction.
 UNDATED = dt.date(9999, 12, 31)
 UNDATED_DESC = dt.date(1, 1, 1)
+LAST_DATED_DAY = UNDATED - dt.timedelta(days=1)  # date_sort <= this: the record is dated
 
 
 class Base(DeclarativeBase):
@@ -126,6 +127,8 @@ class Fact(Timestamped, Base):
     __table_args__ = (
         Index("ix_facts_type_id", "type", "id"),
         Index("ix_facts_type_kind_id", "type", "kind", "id"),
+        # Kind and date window (date ranges are matched on date_sort and date_max).
+        Index("ix_facts_type_kind_date_sort_date_max", "type", "kind", "date_sort", "date_max"),
         Index("ix_facts_type_date_sort_id", "type", "date_sort", "id"),
         Index("ix_facts_type_date_sort_desc_id", "type", "date_sort_desc", "id"),
         Index("ix_facts_date_sort_id", "date_sort", "id"),

@@ -11,9 +11,13 @@ from typing import Any
 from sqlalchemy import Select, and_, distinct, extract, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from schemas.common import LONGEST_DATE_SPAN
+
 from . import search
 from .models import (
     FACT_TYPES,
+    LAST_DATED_DAY,
+    UNDATED,
     Actor,
     Article,
     Citation,
@@ -229,12 +233,10 @@ def fact_query(
     if disputed is not None:
         has_contradiction = Fact.contradiction_links.any()
         stmt = stmt.where(has_contradiction if disputed else ~has_contradiction)
-    if date_from is not None:
-        stmt = stmt.where(Fact.date_max >= date_from)
-    if date_to is not None:
-        stmt = stmt.where(Fact.date_min <= date_to)
+    if date_from is not None or date_to is not None:
+        stmt = stmt.where(*_overlapping(date_from, date_to))
     if dated is not None:
-        stmt = stmt.where(Fact.date_min.is_not(None) if dated else Fact.date_min.is_(None))
+        stmt = stmt.where(Fact.date_sort <= LAST_DATED_DAY if dated else Fact.date_sort == UNDATED)
     if q is not None:
         stmt = stmt.where(Fact.id.in_(search.matching_ids(dialect, q, _types(fact_types))))
     for name, bound in ranges.items():
@@ -244,6 +246,20 @@ def fact_query(
         value = Fact.details[_NUMBERS[number][0]][_NUMBERS[number][1]].as_float()
         stmt = stmt.where(value >= bound if side == "min" else value <= bound)
     return stmt
+
+
+def _overlapping(date_from: dt.date | None, date_to: dt.date | None) -> list:
+    """Dated records whose span of days overlaps [date_from, date_to] (either end may be open).
+
+    Written on date_sort, which is date_min for every dated record, so that the indexes that
+    order pages by date also bound the scan: a record's span starts at most LONGEST_DATE_SPAN
+    before it ends, so only starts from date_from - LONGEST_DATE_SPAN on can overlap.
+    """
+    clauses = [Fact.date_sort <= min(date_to or LAST_DATED_DAY, LAST_DATED_DAY)]
+    if date_from is not None:
+        earliest_start = dt.date.fromordinal(max(1, date_from.toordinal() - LONGEST_DATE_SPAN.days))
+        clauses += [Fact.date_max >= date_from, Fact.date_sort >= earliest_start]
+    return clauses
 
 
 def _types(fact_types: str | list[str] | None) -> list[str]:

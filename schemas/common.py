@@ -1,7 +1,7 @@
 """Building blocks shared by the record schemas: dates, numbers, citations, actor references."""
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 import marshmallow as ma
 
@@ -26,6 +26,10 @@ _DATE_FORMS = {
     "month": re.compile(r"^(\d{4}|-)-(\d{2})$"),
     "year": re.compile(r"^(\d{4})$"),
 }
+
+
+# The longest span a dated record may denote (a leap year): its last day minus its first.
+LONGEST_DATE_SPAN = timedelta(days=365)
 
 
 def date_bounds(value: str | None, precision: str) -> tuple[date | None, date | None]:

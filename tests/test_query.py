@@ -49,6 +49,26 @@ def test_date_range_matches_records_whose_date_may_fall_in_it(client, date_from,
     assert any(span(r)[0] for r in ALL), "the dataset has no dated record"
 
 
+def test_a_date_known_to_the_year_matches_a_range_on_its_last_day(client):
+    """The longest span a date may denote still overlaps a range that touches only its end."""
+    by_year = [r for r in ALL if r["date"] and r["date"]["precision"] == "year"]
+    assert by_year, "the dataset has no record dated to the year"
+    for record in by_year:
+        last_day = f"{record['date']['value']}-12-31"
+        served = walk(client, f"/api/v1/{record['collection']}?date_from={last_day}")
+        assert record["id"] in ids(served)
+        day_after = f"{int(record['date']['value']) + 1}-01-01"
+        served = walk(client, f"/api/v1/{record['collection']}?date_from={day_after}")
+        assert record["id"] not in ids(served)
+
+
+def test_the_widest_date_range_matches_every_dated_record_and_no_other(client):
+    for collection, records in SHIPPED.items():
+        dated = sorted(r["id"] for r in records if span(r)[0])
+        for args in ("date_from=0001", "date_to=9999", "date_from=0001-01-01&date_to=9999-12-31"):
+            assert ids(walk(client, f"/api/v1/{collection}?{args}")) == dated, args
+
+
 def test_records_with_unknown_year_never_match_a_date_range(client):
     yearless = [
         r for r in ALL if r["date"] and r["date"]["value"] and r["date"]["value"].startswith("--")
