@@ -45,8 +45,17 @@ def parse_query(query: str) -> list[Term]:
     return terms
 
 
-def _fts5_query(terms: list[Term]) -> str:
-    return " AND ".join(f'"{" ".join(t.tokens)}"' + ("*" if t.prefix else "") for t in terms)
+def _fts5_query(terms: list[Term], doc_types: list[str] | None) -> str:
+    """The FTS5 query: every term in `tokens`, and (if given) one of the types in `doc_type`."""
+    words = " AND ".join(f'"{" ".join(t.tokens)}"' + ("*" if t.prefix else "") for t in terms)
+    query = f"{{tokens}}: ({words})"
+    if doc_types:
+        query += " AND {doc_type}: (" + " OR ".join(f'"{t}"' for t in doc_types) + ")"
+    return query
+
+
+def _fts_match(terms: list[Term], doc_types: list[str] | None):
+    return text("search_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms, doc_types))
 
 
 def _tsquery(terms: list[Term]) -> str:
@@ -62,28 +71,39 @@ def _tsquery(terms: list[Term]) -> str:
 _FTS = table("search_fts", column("rowid"))
 
 
-def _matching(dialect: str, terms: list[Term]) -> Select:
-    """Matching search documents with their relevance `score` (higher is better)."""
+def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> Select:
+    """Matching search documents of these types (None: all) with their relevance `score`
+    (higher is better)."""
     if dialect == "sqlite":
+        # The types are matched inside FTS5 (migration 0003): a condition on
+        # search_documents.doc_type could lead SQLite to test every document of a type.
+        score = -func.bm25(literal_column("search_fts"), 1.0, 0.0)  # the type weighs nothing
         return (
-            select(SearchDocument, (-func.bm25(literal_column("search_fts"))).label("score"))
+            select(SearchDocument, score.label("score"))
             .select_from(_FTS)
             .join(SearchDocument, SearchDocument.id == _FTS.c.rowid)
-            .where(text("search_fts MATCH :fts_query").bindparams(fts_query=_fts5_query(terms)))
+            .where(_fts_match(terms, doc_types))
         )
     vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
     query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
-    return select(SearchDocument, func.ts_rank(vector, query).label("score")).where(
+    stmt = select(SearchDocument, func.ts_rank(vector, query).label("score")).where(
         vector.op("@@")(query)
     )
+    return stmt.where(SearchDocument.doc_type.in_(doc_types)) if doc_types else stmt
+
+
+def _count(session: Session, dialect: str, terms: list[Term], doc_types: list[str] | None) -> int:
+    if dialect == "sqlite":  # FTS5 counts alone, without reading the documents
+        stmt = select(func.count()).select_from(_FTS).where(_fts_match(terms, doc_types))
+        return session.scalar(stmt) or 0
+    matches = _matching(dialect, terms, doc_types).with_only_columns(SearchDocument.id)
+    return session.scalar(select(func.count()).select_from(matches.subquery())) or 0
 
 
 def matching_ids(dialect: str, query: str, doc_types: list[str]) -> Select:
     """Ids of the documents of these types that match the query (the lists' `q` filter)."""
-    return (
-        _matching(dialect, parse_query(query))
-        .with_only_columns(SearchDocument.doc_id, maintain_column_froms=False)
-        .where(SearchDocument.doc_type.in_(doc_types))
+    return _matching(dialect, parse_query(query), doc_types).with_only_columns(
+        SearchDocument.doc_id, maintain_column_froms=False
     )
 
 
@@ -101,10 +121,9 @@ def search(
 ) -> tuple[list[Hit], int]:
     """One page of hits, best first (ties by type and id), and the total number of hits."""
     terms = parse_query(query)
-    stmt = _matching(session.get_bind().dialect.name, terms)
-    if types:
-        stmt = stmt.where(SearchDocument.doc_type.in_(types))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    dialect = session.get_bind().dialect.name
+    stmt = _matching(dialect, terms, types)
+    total = _count(session, dialect, terms, types)
     rows = session.execute(
         stmt.order_by(
             literal_column("score").desc(), SearchDocument.doc_type, SearchDocument.doc_id

@@ -26,6 +26,15 @@ def hits(client, query, **args):
     return walk(client, f"/api/v1/search?q={query}&page_size=7{args}")
 
 
+def searchable_text(record):
+    """What search indexes of a record or article, lower-cased."""
+    return " ".join(
+        [record.get("title", ""), record.get("summary", ""), record.get("text", "") or ""]
+        + [s["quote"] for s in record.get("sources", [])]
+        + [record.get("notes") or "", record.get("headline") or ""]
+    ).lower()
+
+
 def plain(snippet):
     return re.sub(r"</?mark>", "", snippet)
 
@@ -35,15 +44,22 @@ def test_every_hit_contains_every_word(client, query):
     found = hits(client, query)
     assert found, query
     for hit in found:
-        record = client.get(hit["url"]).json
-        text = " ".join(
-            [record.get("title", ""), record.get("summary", ""), record.get("text", "") or ""]
-            + [s["quote"] for s in record.get("sources", [])]
-            + [record.get("notes") or "", record.get("headline") or ""]
-        ).lower()
+        text = searchable_text(client.get(hit["url"]).json)
         words = re.findall(r"[^\W_]+", query.lower().replace("*", ""))
         for word in words:
             assert word in text, (query, hit["id"], word)
+
+
+@pytest.mark.parametrize("type_name", ["event", "decree", "campaign", "penalty", "article"])
+def test_a_type_name_is_searched_as_a_word_in_the_text_only(client, type_name):
+    """Types are indexed beside the text (to filter by them); a query never matches them."""
+    found = hits(client, type_name)
+    matching_type = [h for h in found if h["type"] == type_name]
+    total = client.get(f"/api/v1/search?q={type_name}&type={type_name}&page_size=1")
+    assert int(total.headers["X-Total-Count"]) == len(matching_type)
+    for hit in found:
+        words = re.findall(r"[^\W_]+", searchable_text(client.get(hit["url"]).json))
+        assert type_name in words, hit["id"]
 
 
 def test_phrase_requires_the_words_in_order(client):
