@@ -415,6 +415,19 @@ def scenarios(manifest: dict, cursor_path: str, page: int, records: int) -> list
             "paths": lambda rng: f"{API}/search?q={place_word(rng, seed)}",
         },
         {
+            "name": "search_typed",
+            "label": "search of one type, selective (`/search?q=…&type=event`, a random place "
+            "word) †",
+            "paths": lambda rng: f"{API}/search?q={place_word(rng, seed)}&type=event",
+            "extra": True,
+        },
+        {
+            "name": "list_q",
+            "label": "list filtered by text (`/events?q=…`, a random place word) †",
+            "paths": lambda rng: f"{API}/events?q={place_word(rng, seed)}",
+            "extra": True,
+        },
+        {
             "name": "search_common",
             "label": f"search, common word (`/search?q={samples['search_common']}`) †",
             "path": f"{API}/search?q={samples['search_common']}",
