@@ -18,7 +18,3 @@ def post_worker_init(worker):
     reach: full collections then skip them, which cut p99 list latency from ~120 to ~45 ms."""
     gc.collect()
     gc.freeze()
-    # A list page loads and serialises ~12,000 objects, and the default threshold (700
-    # allocations) runs the collector over them again and again within one request; most of
-    # them are freed by reference counting anyway. At 50,000: /events p50 56 -> 44 ms at 1M.
-    gc.set_threshold(50_000, 20, 10)
