@@ -32,9 +32,9 @@ from .models import (
 # collector runs while SQLAlchemy loads objects: it frees the managed __dict__ of one ORM
 # InstanceState that others still reference (gdb, PYTHONMALLOC=debug). A CPython bug, not
 # SQLAlchemy's: pure-Python SQLAlchemy and a build with another Cython crash too; 3.12.1 never
-# did. On 3.11 the app loads with the collector paused, which made it rare (1 crash in a whole
-# benchmark run), and gunicorn runs sync workers (threaded ones still crashed). Run on 3.12
-# (the Docker image does) to be rid of it.
+# did. On 3.11 the app loads with the collector paused, which makes it rarer (6 crashes in
+# ~37,000 benchmark requests), and gunicorn runs sync workers (threaded ones crashed more).
+# Run on 3.12 (the Docker image does) to be rid of it.
 _PAUSE_GC = sys.version_info < (3, 12)
 
 
