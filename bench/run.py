@@ -832,6 +832,29 @@ def _cell_load(entry: dict | None) -> str:
     return text + (f" ⚠ {load['errors']} failed" if load["errors"] else "")
 
 
+def _cell_cold(entry: dict | None) -> str:
+    cold = (entry or {}).get("cold")
+    return _ms(cold["ms"]) if cold and cold.get("ms") is not None else "–"
+
+
+def _table(heading: str, by_size: dict[str, dict], rows: dict) -> list[str]:
+    """A Markdown table: a row per label, a column per size with cell(that size's run)."""
+    head = "| scenario | " + " | ".join(s.upper() if s == "1m" else s for s in by_size) + " |"
+    body = [
+        f"| {label} | " + " | ".join(cell(run) for run in by_size.values()) + " |"
+        for label, cell in rows.items()
+    ]
+    return [f"### {heading}", "", head, "|---|" + "---:|" * len(by_size), *body, ""]
+
+
+def _per_scenario(run: dict, cell) -> dict:
+    """Rows for every scenario of `run`: its label, and cell() of that scenario's results."""
+    return {
+        scenario["label"]: lambda other, name=name: cell(other["scenarios"].get(name))
+        for name, scenario in run["scenarios"].items()
+    }
+
+
 def report() -> str:
     runs = {}
     for path in sorted(RESULTS.glob("run-*.json")):
@@ -843,61 +866,47 @@ def report() -> str:
         if not sizes:
             continue
         title = "SQLite" if backend == "sqlite" else "PostgreSQL"
-        names = list(runs[backend, sizes[-1]]["scenarios"])
-        labels = {n: runs[backend, sizes[-1]]["scenarios"][n]["label"] for n in names}
-        head = "| scenario | " + " | ".join(s.upper() if s == "1m" else s for s in sizes) + " |"
-        rule = "|---|" + "---:|" * len(sizes)
-        concurrency = runs[backend, sizes[-1]]["concurrency"]
-        lines += [f"### {title}: latency, one client (p50 / p99 ms)", "", head, rule]
-        for name in names:
-            cells = [_cell_latency(runs[backend, s]["scenarios"].get(name)) for s in sizes]
-            lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"### {title}: under load, {concurrency} clients: requests/s (p50 / p99 ms)",
-            "",
-            head,
-            rule,
-        ]
-        for name in names:
-            cells = [_cell_load(runs[backend, s]["scenarios"].get(name)) for s in sizes]
-            lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-        lines += [
-            "",
-            f"### {title}: first request after the server starts (caches cold), ms",
-            "",
-            head,
-            rule,
-        ]
-        for name in names:
-            cells = []
-            for size in sizes:
-                cold = (runs[backend, size]["scenarios"].get(name) or {}).get("cold")
-                cells.append(_ms(cold["ms"]) if cold and cold.get("ms") is not None else "–")
-            lines.append(f"| {labels[name]} | " + " | ".join(cells) + " |")
-        lines += ["", f"### {title}: generation, cursor walk, export, server", "", head, rule]
-        rows = {
-            "records generated in (schema + rows + indexes)": lambda r: (
-                f"{r['generation']['seconds']['total']:.0f} s"
-            ),
-            "walking `next` links from page 1 (p50 per page)": lambda r: (
-                f"to page {r['cursor_walk']['page']}: {r['cursor_walk']['seconds']:.0f} s "
-                f"({_ms(r['cursor_walk']['p50_ms'])} ms)"
-            ),
-            "deep page ÷ page 1, p50 / p99 (one client)": lambda r: _ratio(r),
-            "CSV export (`/export?format=csv`)": lambda r: _export(r, "summary"),
-            "CSV export: worker RSS before → peak": lambda r: _export(r, "memory"),
-            "worker RSS after start": lambda r: " / ".join(
-                f"{x:.0f} MB" for x in r["worker_rss_start_mb"]
-            ),
-            "conditional GET: rows read from PostgreSQL tables": lambda r: _reads(r),
-            "trouble in the gunicorn log": lambda r: (
-                ", ".join(f"{k} ×{n}" for k, n in r["server_trouble"].items()) or "none"
-            ),
-        }
-        for label, cell in rows.items():
-            lines.append(f"| {label} | " + " | ".join(cell(runs[backend, s]) for s in sizes) + " |")
-        lines.append("")
+        by_size = {size: runs[backend, size] for size in sizes}
+        last = by_size[sizes[-1]]
+        concurrency = last["concurrency"]
+        lines += _table(
+            f"{title}: latency, one client (p50 / p99 ms)",
+            by_size,
+            _per_scenario(last, _cell_latency),
+        )
+        lines += _table(
+            f"{title}: under load, {concurrency} clients: requests/s (p50 / p99 ms)",
+            by_size,
+            _per_scenario(last, _cell_load),
+        )
+        lines += _table(
+            f"{title}: first request after the server starts (caches cold), ms",
+            by_size,
+            _per_scenario(last, _cell_cold),
+        )
+        lines += _table(
+            f"{title}: generation, cursor walk, export, server",
+            by_size,
+            {
+                "records generated in (schema + rows + indexes)": lambda r: (
+                    f"{r['generation']['seconds']['total']:.0f} s"
+                ),
+                "walking `next` links from page 1 (p50 per page)": lambda r: (
+                    f"to page {r['cursor_walk']['page']}: {r['cursor_walk']['seconds']:.0f} s "
+                    f"({_ms(r['cursor_walk']['p50_ms'])} ms)"
+                ),
+                "deep page ÷ page 1, p50 / p99 (one client)": _ratio,
+                "CSV export (`/export?format=csv`)": lambda r: _export(r, "summary"),
+                "CSV export: worker RSS before → peak": lambda r: _export(r, "memory"),
+                "worker RSS after start": lambda r: " / ".join(
+                    f"{x:.0f} MB" for x in r["worker_rss_start_mb"]
+                ),
+                "conditional GET: rows read from PostgreSQL tables": _reads,
+                "trouble in the gunicorn log": lambda r: (
+                    ", ".join(f"{k} ×{n}" for k, n in r["server_trouble"].items()) or "none"
+                ),
+            },
+        )
     return "\n".join(lines)
 
 
