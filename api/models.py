@@ -127,8 +127,16 @@ class Fact(Timestamped, Base):
     __table_args__ = (
         Index("ix_facts_type_id", "type", "id"),
         Index("ix_facts_type_kind_id", "type", "kind", "id"),
-        # Kind and date window (date ranges are matched on date_sort and date_max).
-        Index("ix_facts_type_kind_date_sort_date_max", "type", "kind", "date_sort", "date_max"),
+        # Kind and date window (matched on date_sort and date_max); with id, a page of such a
+        # list is chosen from the index alone.
+        Index(
+            "ix_facts_type_kind_date_sort_date_max_id",
+            "type",
+            "kind",
+            "date_sort",
+            "date_max",
+            "id",
+        ),
         Index("ix_facts_type_date_sort_id", "type", "date_sort", "id"),
         Index("ix_facts_type_date_sort_desc_id", "type", "date_sort_desc", "id"),
         Index("ix_facts_date_sort_id", "date_sort", "id"),

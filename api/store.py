@@ -118,7 +118,12 @@ def paginate(
     page_size: int,
     position: Position | None = None,
 ) -> Page:
-    """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth)."""
+    """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth).
+
+    The page is chosen on its sort keys alone, which an index can often answer without
+    reading a row, and only the page's rows are then read: a filter that matches thousands
+    of rows costs their index entries, not the rows themselves.
+    """
     order = with_tiebreak(order)
     fields = [(sorts[name], descending) for name, descending in order]
     total = count(session, stmt)
@@ -140,24 +145,43 @@ def paginate(
         else field.column(descending).asc()
         for field, descending in fields
     ]
-    with gc_paused():
-        rows = list(session.scalars(stmt.order_by(*ordering).limit(page_size + 1)).unique())
-    more = len(rows) > page_size
-    items = rows[:page_size]
+    columns = [field.column(descending) for field, descending in fields]
+    keys = session.execute(
+        stmt.with_only_columns(*columns).order_by(*ordering).limit(page_size + 1)
+    ).all()
+    more = len(keys) > page_size
+    keys = keys[:page_size]
     if backward:
-        items.reverse()
+        keys.reverse()
 
     def at(row, backward: bool = False) -> Position:
         return Position([field.key(row, descending) for field, descending in fields], backward)
 
-    has_next = more if not backward else bool(items)
-    has_prev = (position is not None and bool(items)) if not backward else more
+    has_next = more if not backward else bool(keys)
+    has_prev = (position is not None and bool(keys)) if not backward else more
     return Page(
-        items=items,
+        items=_by_id(session, _entity(stmt), [row.id for row in keys]),
         total=total,
-        next=at(items[-1]) if has_next else None,
-        prev=at(items[0], backward=True) if has_prev else None,
+        next=at(keys[-1]) if has_next else None,
+        prev=at(keys[0], backward=True) if has_prev else None,
     )
+
+
+def _by_id(session: Session, entity: type, ids: list[str]) -> list:
+    """The records with these ids, in this order, with what they are shown with.
+
+    Selected by id alone: repeating the list's filters here could make the database plan
+    this query like the list's and read every match again.
+    """
+    stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
+    with gc_paused():
+        found = {row.id: row for row in session.scalars(stmt).unique()}
+    # A record deleted between the two queries is left out, not shown half-read.
+    return [found[i] for i in ids if i in found]
+
+
+def _entity(stmt: Select) -> type:
+    return stmt.column_descriptions[0]["entity"]
 
 
 def _beyond(fields: list[tuple[SortField, bool]], values: list[Any], backward: bool):
@@ -182,6 +206,7 @@ def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: O
         for name, descending in with_tiebreak(order)
     ]
     batch = 500
+    stmt = stmt.options(*_LOADING.get(_entity(stmt), ()))
     rows = iter(session.scalars(stmt.order_by(*ordering).execution_options(yield_per=batch)))
     for index in itertools.count(1):
         with gc_paused():  # each batch is loaded on the first next() that needs it
@@ -203,6 +228,8 @@ _FACT_LOADING = (
     selectinload(Fact.actors),
     selectinload(Fact.contradiction_links),
 )
+# What lists and exports read with each kind of record (one IN query per relationship).
+_LOADING = {Fact: _FACT_LOADING}
 _NUMBERS = {"quota": ("quota", "value"), "prison_years": ("max_prison_years", "value")}
 
 
@@ -227,7 +254,7 @@ def fact_query(
     year is unknown matches no date range. `ranges` are `<number>_min` / `<number>_max`
     bounds on the numbers in _NUMBERS (`quota_min=100000`).
     """
-    stmt = select(Fact).options(*_FACT_LOADING)
+    stmt = select(Fact)
     if isinstance(fact_types, str):
         stmt = stmt.where(Fact.type == fact_types)
     elif fact_types:
@@ -286,7 +313,8 @@ def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
 def facts_citing(session: Session, article_id: str) -> dict[str, list[Fact]]:
     """Every record that cites the article, grouped by type, each group in id order."""
     with gc_paused():
-        facts = session.scalars(fact_query(None, article=article_id).order_by(Fact.id)).all()
+        stmt = fact_query(None, article=article_id).options(*_FACT_LOADING)
+        facts = session.scalars(stmt.order_by(Fact.id)).all()
     return {fact_type: [f for f in facts if f.type == fact_type] for fact_type in FACT_TYPES}
 
 
