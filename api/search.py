@@ -72,21 +72,22 @@ _FTS = table("search_fts", column("rowid"))
 
 
 def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> Select:
-    """Matching search documents of these types (None: all) with their relevance `score`
-    (higher is better)."""
+    """The matching search documents of these types (None: all): their id, doc_type and doc_id
+    and their relevance `score` (higher is better)."""
+    columns = (SearchDocument.id, SearchDocument.doc_type, SearchDocument.doc_id)
     if dialect == "sqlite":
         # The types are matched inside FTS5 (migration 0003): a condition on
         # search_documents.doc_type could lead SQLite to test every document of a type.
         score = -func.bm25(literal_column("search_fts"), 1.0, 0.0)  # the type weighs nothing
         return (
-            select(SearchDocument, score.label("score"))
+            select(*columns, score.label("score"))
             .select_from(_FTS)
             .join(SearchDocument, SearchDocument.id == _FTS.c.rowid)
             .where(_fts_match(terms, doc_types))
         )
     vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
     query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
-    stmt = select(SearchDocument, func.ts_rank(vector, query).label("score")).where(
+    stmt = select(*columns, func.ts_rank(vector, query).label("score")).where(
         vector.op("@@")(query)
     )
     return stmt.where(SearchDocument.doc_type.in_(doc_types)) if doc_types else stmt
@@ -119,21 +120,40 @@ class Hit:
 def search(
     session: Session, query: str, types: list[str] | None, limit: int, offset: int
 ) -> tuple[list[Hit], int]:
-    """One page of hits, best first (ties by type and id), and the total number of hits."""
+    """One page of hits, best first (ties by type and id), and the total number of hits.
+
+    The page is ranked on the documents' ids and scores alone; only its own documents are
+    then read whole, for their titles and snippets.
+    """
     terms = parse_query(query)
     dialect = session.get_bind().dialect.name
     stmt = _matching(dialect, terms, types)
-    total = _count(session, dialect, terms, types)
-    rows = session.execute(
+    if dialect != "sqlite":  # counted in the same pass over the matches as the ranking
+        stmt = stmt.add_columns(func.count().over().label("total"))
+    ranked = session.execute(
         stmt.order_by(
             literal_column("score").desc(), SearchDocument.doc_type, SearchDocument.doc_id
         )
         .limit(limit)
         .offset(offset)
     ).all()
+    total = ranked[0].total if ranked and dialect != "sqlite" else None
+    if total is None:  # FTS5 counts from its index alone; past the last page there is no row
+        total = _count(session, dialect, terms, types)
+    documents = session.scalars(
+        select(SearchDocument).where(SearchDocument.id.in_([hit.id for hit in ranked]))
+    )
+    by_id = {document.id: document for document in documents}
     return [
-        Hit(doc.doc_type, doc.doc_id, doc.title, round(float(score), 6), snippet(doc.text, terms))
-        for doc, score in rows
+        Hit(
+            hit.doc_type,
+            hit.doc_id,
+            by_id[hit.id].title,
+            round(float(hit.score), 6),
+            snippet(by_id[hit.id].text, terms),
+        )
+        for hit in ranked
+        if hit.id in by_id  # not deleted since it was ranked
     ], total
 
 

@@ -5,6 +5,8 @@ from contextlib import ExitStack
 
 import pytest
 
+from schemas.queries import encode_offset
+
 from .conftest import BACKENDS, dispose, empty_database, load, make_app
 from .helpers import links, walk
 
@@ -99,6 +101,9 @@ def test_type_filter_and_paging(client):
     assert len(hits(client, "putin")) == total
     second = client.get(links(first)["next"])
     assert "prev" in links(second)
+    beyond = client.get(f"/api/v1/search?q=putin&page_size=3&cursor={encode_offset(total + 3)}")
+    assert beyond.status_code == 200 and beyond.json == []
+    assert int(beyond.headers["X-Total-Count"]) == total  # counted apart: no hit to count on
 
 
 @pytest.mark.parametrize(
