@@ -128,7 +128,7 @@ class Fact(Timestamped, Base):
         Index("ix_facts_type_id", "type", "id"),
         Index("ix_facts_type_kind_id", "type", "kind", "id"),
         # Kind and date window (matched on date_sort and date_max); with id, a page of such a
-        # list is chosen from the index alone.
+        # list in id or ascending date order is chosen from the index alone.
         Index(
             "ix_facts_type_kind_date_sort_date_max_id",
             "type",

@@ -140,20 +140,18 @@ def search(
     total = ranked[0].total if ranked and dialect != "sqlite" else None
     if total is None:  # FTS5 counts from its index alone; past the last page there is no row
         total = _count(session, dialect, terms, types)
-    documents = session.scalars(
-        select(SearchDocument).where(SearchDocument.id.in_([hit.id for hit in ranked]))
-    )
-    by_id = {document.id: document for document in documents}
+    page = select(SearchDocument).where(SearchDocument.id.in_([hit.id for hit in ranked]))
+    by_id = {document.id: document for document in session.scalars(page)} if ranked else {}
     return [
         Hit(
             hit.doc_type,
             hit.doc_id,
-            by_id[hit.id].title,
+            doc.title,
             round(float(hit.score), 6),
-            snippet(by_id[hit.id].text, terms),
+            snippet(doc.text, terms),
         )
         for hit in ranked
-        if hit.id in by_id  # not deleted since it was ranked
+        if (doc := by_id.get(hit.id))  # not deleted since it was ranked
     ], total
 
 

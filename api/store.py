@@ -32,10 +32,11 @@ from .models import (
 # collector runs while SQLAlchemy loads objects: it frees the managed __dict__ of one ORM
 # InstanceState that others still reference (gdb, PYTHONMALLOC=debug). A CPython bug, not
 # SQLAlchemy's: pure-Python SQLAlchemy and a build with another Cython crash too; 3.12.1 never
-# did. So the collector never runs during a request under gunicorn: it is off in the workers,
-# which collect between requests (gunicorn.conf.py; 0 crashes in 14,000 stress requests,
-# against 11 with it on). Elsewhere on 3.11 the app loads with it paused, which
-# makes the crash rarer, not impossible. Python 3.12 (the Docker image's) is free of it.
+# did. So under gunicorn the collector never runs while rows load: it is off in the workers,
+# which collect between requests and exports between batches (gunicorn.conf.py; 0 crashes in
+# 20,000 stress requests, against 11 in 14,000 with it on). Elsewhere on 3.11 the app loads with it
+# paused, which makes the crash rarer, not impossible. Python 3.12 (the Docker image's) is
+# free of it.
 _PAUSE_GC = sys.version_info < (3, 12)
 
 
@@ -174,6 +175,8 @@ def _by_id(session: Session, entity: type, ids: list[str]) -> list:
     Selected by id alone: repeating the list's filters here could make the database plan
     this query like the list's and read every match again.
     """
+    if not ids:
+        return []
     stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
     with gc_paused():
         found = {row.id: row for row in session.scalars(stmt).unique()}
@@ -249,6 +252,8 @@ def fact_query(
     **ranges: float | None,
 ) -> Select:
     """Facts of one or more types matching every filter given.
+
+    Only the facts are selected: paginate and stream add what they are shown with (_LOADING).
 
     Dates: a record matches a range when the span of days its date may denote overlaps it
     (a record known only to 2022-09 matches date_from=2022-09-15); a record whose date or

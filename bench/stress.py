@@ -7,8 +7,8 @@ collector running during requests.
 
 Starts gunicorn (2 workers) on the 10k-record benchmark database (generated as bench/run.py
 does), sends a mix of list, detail and timeline requests from 2 client threads, and counts
-the workers that died (gunicorn logs "was sent SIGSEGV"). The crash depends on the hash seed,
-which forked workers share: run several seeds.
+the workers that crashed (gunicorn logs "was sent SIGSEGV"), apart from other deaths such as
+timeouts. The crash depends on the hash seed, which forked workers share: run several seeds.
 """
 
 from __future__ import annotations
@@ -94,13 +94,16 @@ def main(argv=None) -> None:
                 for _ in range(args.requests // 2):
                     path = path_for(rng, run.SIZES[size])
                     try:
-                        seconds = run.get(args.port, path).seconds
+                        response = run.get(args.port, path)
                     except OSError as error:
                         with lock:
                             failed.append(f"{path}: {error!r}")
                         continue
                     with lock:
-                        latencies.append(seconds)
+                        if response.status == 200:
+                            latencies.append(response.seconds)
+                        else:
+                            failed.append(f"{path}: HTTP {response.status}")
 
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
@@ -112,10 +115,13 @@ def main(argv=None) -> None:
         finally:
             server.terminate()
             server.wait(timeout=60)
-        crashes = len(re.findall(r"was sent SIG|exited with code", log.read_text()))
+        text = log.read_text()
+        crashes = len(re.findall(r"was sent SIGSEGV", text))
+        other_deaths = len(re.findall(r"was sent SIG(?!SEGV)|exited with code|TIMEOUT", text))
     stats = run.summarise(latencies, elapsed, failed)
     print(
-        f"collector {args.collector}, hash seed {args.hash_seed}: {crashes} worker crashes, "
+        f"collector {args.collector}, hash seed {args.hash_seed}: {crashes} worker crashes "
+        f"(SIGSEGV), {other_deaths} other worker deaths, "
         f"{len(failed)} failed of {args.requests} requests in {elapsed:.0f} s; "
         f"p50 {stats['p50_ms']} ms, p99 {stats['p99_ms']} ms"
     )

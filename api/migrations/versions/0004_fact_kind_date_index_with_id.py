@@ -1,8 +1,9 @@
 """The kind-and-date index ends with id: (type, kind, date_sort, date_max, id).
 
-With id in it, a list filtered by kind and date window picks its page (in id or date order)
-from the index alone and then reads only that page's rows (store.paginate), instead of reading
-every record in the window to sort them.
+With id in it, a list filtered by kind and date window picks its page in id or ascending date
+order from the index alone (on PostgreSQL once VACUUM has marked the pages all-visible) and
+then reads only that page's rows (store.paginate), instead of reading every record in the
+window to sort them.
 
 Revision ID: 0004
 Revises: 0003
