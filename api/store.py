@@ -33,10 +33,10 @@ from .models import (
 # InstanceState that others still reference (gdb, PYTHONMALLOC=debug). A CPython bug, not
 # SQLAlchemy's: pure-Python SQLAlchemy and a build with another Cython crash too; 3.12.1 never
 # did. So under gunicorn the collector never runs while rows load: it is off in the workers,
-# which collect between requests and exports between batches (gunicorn.conf.py; 0 crashes in
-# 20,000 stress requests, against 11 in 14,000 with it on). Elsewhere on 3.11 the app loads with it
-# paused, which makes the crash rarer, not impossible. Python 3.12 (the Docker image's) is
-# free of it.
+# which collect between requests and exports between batches (gunicorn.conf.py; bench/stress.py:
+# 0 crashes in 21,000 requests, against 11 in 14,000 with it on). Elsewhere on 3.11 the app
+# loads with it paused, which makes the crash rarer, not impossible. Python 3.12 (the Docker
+# image's) is free of it.
 _PAUSE_GC = sys.version_info < (3, 12)
 
 
