@@ -871,21 +871,12 @@ def report() -> str:
         by_size = {size: runs[backend, size] for size in sizes}
         last = by_size[sizes[-1]]
         concurrency = last["concurrency"]
-        lines += _table(
-            f"{title}: latency, one client (p50 / p99 ms)",
-            by_size,
-            _per_scenario(last, _cell_latency),
-        )
-        lines += _table(
-            f"{title}: under load, {concurrency} clients: requests/s (p50 / p99 ms)",
-            by_size,
-            _per_scenario(last, _cell_load),
-        )
-        lines += _table(
-            f"{title}: first request after the server starts (caches cold), ms",
-            by_size,
-            _per_scenario(last, _cell_cold),
-        )
+        for heading, cell in (
+            ("latency, one client (p50 / p99 ms)", _cell_latency),
+            (f"under load, {concurrency} clients: requests/s (p50 / p99 ms)", _cell_load),
+            ("first request after the server starts (caches cold), ms", _cell_cold),
+        ):
+            lines += _table(f"{title}: {heading}", by_size, _per_scenario(last, cell))
         lines += _table(
             f"{title}: generation, cursor walk, export, server",
             by_size,
