@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Conscription Facts API: the embedded SQLite database is built from data/ at image build time.
-# 3.12: CPython 3.11.7 crashed under this workload (see api/store.py); 3.12 did not.
+# Python 3.12+: CPython 3.11 crashes in its garbage collector under this workload (a CPython bug).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,5 +1,7 @@
 # Everything a fresh machine needs, from Python alone: `make run` and `make test`.
-PYTHON ?= python3
+# The first Python 3.12+ found: on PATH, or installed by pyenv without being its global version.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
@@ -10,7 +12,8 @@ STAMP := $(VENV)/.installed
 .PHONY: install db run dev test lint format spec check-data bench clean
 
 $(STAMP): pyproject.toml
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed: none found (python3.13, python3.12, python3, pyenv). Install one, or pass PYTHON=/path/to/python3.12." >&2; exit 1; }
+	@test -x $(BIN)/python && $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@

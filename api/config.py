@@ -3,8 +3,9 @@
 import os
 from pathlib import Path
 
+from schemas.contract import API_PREFIX, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-API_PREFIX = "/api/v1"
 
 
 def default_database_url() -> str:
@@ -22,8 +23,8 @@ def database_url(url: str) -> str:
 class Config:
     DATABASE_URL = database_url(os.environ.get("DATABASE_URL") or default_database_url())
     DATA_DIR = Path(os.environ.get("DATA_DIR") or PROJECT_DIR / "data")
-    MAX_PAGE_SIZE = 500
-    DEFAULT_PAGE_SIZE = 50
+    MAX_PAGE_SIZE = MAX_PAGE_SIZE
+    DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
 
     # gzip for JSON, CSV and NDJSON, streamed responses included (flask-compress).
     COMPRESS_ALGORITHM = ["gzip", "br", "deflate"]

@@ -1,11 +1,7 @@
 """Every query the API runs is built here; views only adapt HTTP to these functions."""
 
 import datetime as dt
-import gc
-import itertools
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,30 +23,6 @@ from .models import (
     FactActor,
     utcnow,
 )
-
-# CPython 3.11.7 corrupts its heap (SIGSEGV, often in the cyclic garbage collector) when the
-# collector runs while SQLAlchemy loads objects: it frees the managed __dict__ of one ORM
-# InstanceState that others still reference (gdb, PYTHONMALLOC=debug). A CPython bug, not
-# SQLAlchemy's: pure-Python SQLAlchemy and a build with another Cython crash too; 3.12.1 never
-# did. So under gunicorn the collector never runs while rows load: it is off in the workers,
-# which collect between requests and exports between batches (gunicorn.conf.py; bench/stress.py:
-# 0 crashes in 21,000 requests, against 11 in 14,000 with it on). Elsewhere on 3.11 the app
-# loads with it paused, which makes the crash rarer, not impossible. Python 3.12 (the Docker
-# image's) is free of it.
-_PAUSE_GC = sys.version_info < (3, 12)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    if not (_PAUSE_GC and gc.isenabled()):
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
 
 # Sorting and keyset pagination ------------------------------------------------------------------
 
@@ -178,8 +150,7 @@ def _by_id(session: Session, entity: type, ids: list[str]) -> list:
     if not ids:
         return []
     stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
-    with gc_paused():
-        found = {row.id: row for row in session.scalars(stmt).unique()}
+    found = {row.id: row for row in session.scalars(stmt).unique()}
     # A record deleted between the two queries is left out, not shown half-read.
     return [found[i] for i in ids if i in found]
 
@@ -209,20 +180,8 @@ def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: O
         sorts[name].column(descending).desc() if descending else sorts[name].column(False).asc()
         for name, descending in with_tiebreak(order)
     ]
-    batch = 500
     stmt = stmt.options(*_LOADING.get(_entity(stmt), ()))
-    rows = iter(session.scalars(stmt.order_by(*ordering).execution_options(yield_per=batch)))
-    for index in itertools.count(1):
-        with gc_paused():  # each batch is loaded on the first next() that needs it
-            row = next(rows, None)
-        if row is None:
-            return
-        yield row
-        if index % (4 * batch) == 0:
-            # Rows loaded with the collector paused, or off (under gunicorn it runs only
-            # between requests), leave their cycles behind: collected here, a 1M-row export's
-            # worker peaks at ~130 MB instead of ~215 MB or more, at no cost in rows/s.
-            gc.collect()
+    yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=500))
 
 
 # Facts ---------------------------------------------------------------------------------------
@@ -310,17 +269,15 @@ def _types(fact_types: str | list[str] | None) -> list[str]:
 
 
 def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
-    with gc_paused():
-        return session.scalars(
-            select(Fact).where(Fact.type == fact_type, Fact.id == fact_id).options(*_FACT_LOADING)
-        ).first()
+    return session.scalars(
+        select(Fact).where(Fact.type == fact_type, Fact.id == fact_id).options(*_FACT_LOADING)
+    ).first()
 
 
 def facts_citing(session: Session, article_id: str) -> dict[str, list[Fact]]:
     """Every record that cites the article, grouped by type, each group in id order."""
-    with gc_paused():
-        stmt = fact_query(None, article=article_id).options(*_FACT_LOADING)
-        facts = session.scalars(stmt.order_by(Fact.id)).all()
+    stmt = fact_query(None, article=article_id).options(*_FACT_LOADING)
+    facts = session.scalars(stmt.order_by(Fact.id)).all()
     return {fact_type: [f for f in facts if f.type == fact_type] for fact_type in FACT_TYPES}
 
 
@@ -387,12 +344,11 @@ def actor_query(*, kind: str | None = None) -> Select:
 
 def get_actor(session: Session, actor_id: str) -> Actor | None:
     """The actor with the records that involve it (fact_links, in record id order)."""
-    with gc_paused():
-        return session.scalars(
-            select(Actor)
-            .where(Actor.id == actor_id)
-            .options(selectinload(Actor.fact_links).joinedload(FactActor.fact))
-        ).first()
+    return session.scalars(
+        select(Actor)
+        .where(Actor.id == actor_id)
+        .options(selectinload(Actor.fact_links).joinedload(FactActor.fact))
+    ).first()
 
 
 # The dataset revision --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from api.config import API_PREFIX
+from .contract import API_PREFIX
 
 
 class Schema(ma.Schema):

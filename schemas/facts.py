@@ -8,10 +8,9 @@ from functools import cache
 
 import marshmallow as ma
 
-from api.config import API_PREFIX
-
 from .base import SLUG, Schema, doc, timestamp_fields
 from .common import ActorRefSchema, CitationSchema, DateValueSchema, QuantitySchema
+from .contract import API_PREFIX
 
 # type -> the collection that serves it
 COLLECTIONS = {

@@ -8,11 +8,10 @@ import re
 
 import marshmallow as ma
 
-from api.config import Config
-
 from .actors import ACTOR_KINDS
 from .base import SLUG, Schema, doc
 from .common import date_bounds
+from .contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .facts import CAMPAIGN_KINDS, COLLECTIONS, DECREE_KINDS, EVENT_KINDS, PENALTY_KINDS
 
 FORMATS = ("json", "csv", "ndjson")
@@ -130,10 +129,10 @@ class PartialDate(ma.fields.String):
 
 def _page_size() -> ma.fields.Integer:
     return ma.fields.Integer(
-        validate=ma.validate.Range(min=1, max=Config.MAX_PAGE_SIZE),
+        validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
         **doc(
-            f"Results per page (default {Config.DEFAULT_PAGE_SIZE}, at most "
-            f"{Config.MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match "
+            f"Results per page (default {DEFAULT_PAGE_SIZE}, at most "
+            f"{MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match "
             "unless page_size or cursor is given.",
             50,
         ),

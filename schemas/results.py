@@ -2,10 +2,9 @@
 
 import marshmallow as ma
 
-from api.config import API_PREFIX
-
 from .base import Schema, doc
 from .common import DateValueSchema
+from .contract import API_PREFIX
 from .facts import COLLECTIONS, FactSchema
 
 DOC_COLLECTIONS = {"article": "articles", **COLLECTIONS}
