@@ -9,6 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from sqlalchemy import text
 
+from . import observability
 from .cli import register_commands
 from .config import API_PREFIX, Config
 from .db import db
@@ -42,6 +43,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.json = OrjsonProvider(app)  # keeps fields in schema order
 
     db.init_app(app)
+    observability.init_app(app)
     Compress(app)
     api = Api(app)
     for blp in BLUEPRINTS:

@@ -180,6 +180,10 @@ def check_range(data: dict, low: str, high: str) -> None:
         raise ma.ValidationError(f"Must not be after {low}.", high)
 
 
+class DetailQuerySchema(Schema):
+    """A single record takes no query arguments: any given is refused, not ignored."""
+
+
 class ArticleQuerySchema(ListQuerySchema):
     sort = Sort(("id", "title"))
 
