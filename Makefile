@@ -9,7 +9,7 @@ WORKERS ?= 2
 FLASK := $(BIN)/flask --app api
 STAMP := $(VENV)/.installed
 
-.PHONY: install db run dev test lint format spec check-data bench clean
+.PHONY: install db run dev test lint lint-spec format spec check-data bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed: none found (python3.13, python3.12, python3, pyenv). Install one, or pass PYTHON=/path/to/python3.12." >&2; exit 1; }
@@ -40,6 +40,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+	$(BIN)/cog --check --diff --check-fail-msg='regenerate: $(BIN)/cog -r README.md' README.md
+
+REDOCLY := @redocly/cli@2.77.0
+lint-spec:  ## the committed openapi.yaml against Redocly's recommended rules (needs npx)
+	npx --yes $(REDOCLY) lint --format=stylish openapi.yaml
 
 format: install
 	$(BIN)/ruff check --fix .

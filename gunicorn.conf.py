@@ -7,6 +7,8 @@ psycopg 3 cooperates with gevent by itself; SQLite queries are short and run in 
 
 import json
 import os
+import shutil
+import tempfile
 
 from gunicorn import util
 
@@ -24,7 +26,70 @@ limit_request_line = 8190
 # from each other: none unless GUNICORN_CONTROL_SOCKET names one.
 control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
-accesslog = "-"
+
+# Logs: JSON lines on stderr, the app's and gunicorn's with the same fields (LOG_FORMAT in
+# api/observability.py). The app writes one access line per request itself (logger api.access,
+# with the request id and the time to the last byte): gunicorn's plain-text one is off. The
+# formatter is named by its dotted path: this file must not import the app or Flask, since the
+# master loads it before the gevent workers patch the standard library.
+accesslog = None
+errorlog = "-"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "fmt": "%(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": True,
+        }
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+    "loggers": {
+        # No level: gunicorn's --log-level (loglevel) still applies.
+        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        # A logconfig_dict turns gunicorn's access log back on: silence it (see accesslog).
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+    },
+}
+
+# Prometheus: the workers write their counts to files in one directory, and a scrape answered
+# by any worker sums them all (prometheus_client's multiprocess mode). The variable must be set
+# before the workers import the app; without one given, each instance makes its own directory.
+_METRICS_TEMP_PREFIX = "gunicorn-prometheus-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=_METRICS_TEMP_PREFIX)
+
+
+def on_starting(server):
+    """The counts of an earlier run in a given directory are not this run's: wipe them."""
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges go (its counters stay: they still count)."""
+    # Imported here, in the master, only when a worker has died: never before the first fork.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if os.path.basename(path).startswith(_METRICS_TEMP_PREFIX):  # made above, not given
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _problem_json_error(sock, status_int, reason, mesg):

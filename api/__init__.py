@@ -4,19 +4,20 @@ from pathlib import Path
 
 import flask_swagger_ui
 import orjson
-from flask import Blueprint, Flask, redirect
+from flask import Blueprint, Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
-from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
-from . import observability
+from . import observability, web
 from .cli import register_commands
 from .config import API_PREFIX, Config
 from .db import db
-from .resources import BLUEPRINTS
-from .smorest import Api
+from .resources import BLUEPRINTS, UNVERSIONED
+from .smorest import Api, SlugConverter, unavailable
 
 SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
+DOCS = f"{API_PREFIX}/docs"
 
 
 class OrjsonProvider(DefaultJSONProvider):
@@ -29,10 +30,11 @@ class OrjsonProvider(DefaultJSONProvider):
         return orjson.loads(s)
 
 
-def health():
-    """Liveness and readiness for load balancers: the database answers."""
-    db.session().execute(text("SELECT 1"))
-    return {"status": "ok"}
+def database_unavailable(error: DBAPIError):
+    """The database is unreachable, broken or not set up: 503, never a bare 500."""
+    current_app.logger.error("Database error: %s", str(error.orig).strip())
+    observability.record_database_error()
+    return unavailable("The database is unavailable or not ready; try again later (see /readyz).")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -44,10 +46,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     observability.init_app(app)
+    web.init_app(app)
     Compress(app)
     api = Api(app)
+    api.register_converter(SlugConverter, lambda _converter: dict(SlugConverter.openapi))
+    app.url_map.converters["slug"] = SlugConverter
     for blp in BLUEPRINTS:
         api.register_blueprint(blp, url_prefix=f"{API_PREFIX}{blp.url_prefix}")
+    for blp in UNVERSIONED:
+        api.register_blueprint(blp)
+    # /metrics is a plain Flask route (observability.py): documented by hand.
+    metrics_rule = next(app.url_map.iter_rules("metrics"))
+    api.spec.path(rule=metrics_rule, operations=observability.METRICS_OPERATIONS)
+    app.register_error_handler(DBAPIError, database_unavailable)
 
     # Swagger UI's JavaScript and CSS come from a pinned package, never from a CDN.
     app.register_blueprint(
@@ -58,8 +69,8 @@ def create_app(test_config: dict | None = None) -> Flask:
             static_url_path=f"{API_PREFIX}/docs/assets",
         )
     )
-    app.add_url_rule("/", "index", lambda: redirect(f"{API_PREFIX}/docs"))
-    app.add_url_rule("/healthz", "health", health)
+    # A bare redirect: no HTML body (werkzeug's redirect() writes one).
+    app.add_url_rule("/", "index", lambda: Response(status=302, headers={"Location": DOCS}))
 
     app.extensions["smorest_api"] = api
     register_commands(app)

@@ -1,34 +1,32 @@
 """Command-line interface: `flask --app api <command>`."""
 
 import sys
+from functools import wraps
 from pathlib import Path
 
 import click
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
+from sqlalchemy import make_url
+from sqlalchemy.exc import DBAPIError
 
 from .db import db
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def alembic_config() -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    # configparser interpolates "%": escape the ones of URL-encoded options.
-    config.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"].replace("%", "%%"))
-    return config
+from .migrate import exclusive, upgrade_database
 
 
-def upgrade_database() -> None:
-    url = current_app.config["DATABASE_URL"]
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with db.engine().begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+def reports_database_errors(command):
+    """An unreachable or broken database is one clear line and exit status 1, no traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (DBAPIError, OSError) as error:  # OSError: a SQLite file that cannot be made
+            url = make_url(current_app.config["DATABASE_URL"]).render_as_string()
+            reason = getattr(error, "orig", None) or error
+            click.echo(f"Database error ({url}): {str(reason).strip().splitlines()[0]}", err=True)
+            sys.exit(1)
+
+    return wrapper
 
 
 def register_commands(app: Flask) -> None:
@@ -37,9 +35,11 @@ def register_commands(app: Flask) -> None:
         """Database schema."""
 
     @db_group.command("upgrade")
+    @reports_database_errors
     def db_upgrade():
         """Create or migrate the database schema to the latest revision."""
-        upgrade_database()
+        with exclusive():
+            upgrade_database()
         click.echo("Database schema is at the latest revision.")
 
     @app.cli.group("data")
@@ -73,6 +73,7 @@ def register_commands(app: Flask) -> None:
 
     @data_group.command("load")
     @data_dir_option
+    @reports_database_errors
     def data_load(data_dir: Path | None):
         """Migrate the schema, then make the database hold exactly the dataset (idempotent)."""
         from .dataset import DatasetError, check_dataset, load_dataset, read_dataset
@@ -82,9 +83,10 @@ def register_commands(app: Flask) -> None:
             # Checked before anything is touched, so a refused load leaves even the schema as is.
             if problems := check_dataset(dataset):
                 raise DatasetError(problems)
-            upgrade_database()
-            with db.transaction() as session:
-                report = load_dataset(session, dataset)
+            with exclusive():  # a concurrent load waits, then finds the data up to date
+                upgrade_database()
+                with db.transaction() as session:
+                    report = load_dataset(session, dataset)
         except DatasetError as error:
             for problem in error.problems:
                 click.echo(str(problem), err=True)

@@ -20,9 +20,21 @@ def database_url(url: str) -> str:
     return url
 
 
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 class Config:
     DATABASE_URL = database_url(os.environ.get("DATABASE_URL") or default_database_url())
     DATA_DIR = Path(os.environ.get("DATA_DIR") or PROJECT_DIR / "data")
+
+    # Where clients reach the API (https://facts.example.org): the base of Link URLs. Empty:
+    # links are path-absolute (/api/v1/...), never built from the client's Host header.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
+    # How many proxies in front set X-Forwarded-For/-Proto/-Host/-Port (0: trust none).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES") or 0)
+    # Origins whose browser pages may call the API (CORS), comma-separated; * for any.
+    CORS_ORIGINS = _list(os.environ.get("CORS_ORIGINS") or "*")
     MAX_PAGE_SIZE = MAX_PAGE_SIZE
     DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
 

@@ -2,23 +2,52 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _enforce_sqlite_foreign_keys(dbapi_connection, _record) -> None:
+def _configure_sqlite(dbapi_connection, _record) -> None:
+    # The driver's own transaction handling skips SELECTs: turn it off and BEGIN ourselves
+    # (_begin_sqlite), so that a request's reads see one snapshot, as on PostgreSQL.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+def _begin_sqlite(connection) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
-    return engine
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
+            # Opened read-write, never created: a missing file is an error (503), not a new,
+            # empty database. `flask db upgrade` and `data load` create it (cli.py).
+            parsed = parsed.set(database=f"file:{parsed.database}").update_query_dict(
+                {"mode": "rw", "uri": "true"}
+            )
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    # PostgreSQL: a pooled connection that a restart broke is replaced, not used (pre-ping);
+    # each request reads one snapshot, so the statements of one answer (a count and its page,
+    # a ranking and its documents) agree while a load commits.
+    return create_engine(parsed, pool_pre_ping=True, isolation_level="REPEATABLE READ")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL, if it names one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database.removeprefix("file:"))
 
 
 class Database:
@@ -52,8 +81,14 @@ class Database:
     @staticmethod
     def _close_session(_exc: BaseException | None) -> None:
         session = g.pop("db_session", None)
-        if session is not None:
-            session.close()
+        if session is None:
+            return
+        try:
+            session.close()  # a read-only transaction: rolled back
+        except DBAPIError as error:
+            # The database went away after the response was made (it is sent already): the
+            # connection is dropped from the pool, and the next request gets a new one.
+            current_app.logger.warning("Closing a session failed: %s", str(error.orig).strip())
 
 
 db = Database()

@@ -6,25 +6,36 @@ from urllib.parse import urlencode
 
 import flask_smorest
 import marshmallow as ma
-from flask import Response, request
+import orjson
+from flask import Response, current_app, request
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from schemas.base import Schema, doc
 from schemas.queries import encode_cursor, sort_text
 
-from . import store
+from . import observability, store
 from .db import db
 from .store import Page
 
+PROBLEM_JSON = "application/problem+json"
+
 
 class ErrorSchema(Schema):
-    code = ma.fields.Integer(**doc("HTTP status code.", 404))
-    status = ma.fields.String(**doc("HTTP status name.", "Not Found"))
-    message = ma.fields.String(**doc("What went wrong, for a person.", "No decree with id 'x'."))
+    """An RFC 9457 problem: what every error answers, as application/problem+json."""
+
+    type = ma.fields.String(
+        **doc("A URI naming the kind of problem; about:blank: the status says it.", "about:blank")
+    )
+    title = ma.fields.String(**doc("The HTTP status, for a person.", "Not Found"))
+    status = ma.fields.Integer(**doc("The HTTP status code.", 404))
+    detail = ma.fields.String(
+        **doc("What went wrong here, for a person.", "No decree with id 'x'.")
+    )
     errors = ma.fields.Dict(
         **doc(
-            "Per-parameter problems, by location then field name.",
+            "Per-parameter problems, by location then field name (422).",
             {
                 "query": {
                     "page_size": [
@@ -34,21 +45,72 @@ class ErrorSchema(Schema):
             },
         )
     )
+    request_id = ma.fields.String(
+        **doc("The request's X-Request-Id, to quote when reporting it.", "3f2b9c1e0a7d4e8f")
+    )
+
+
+def _first_problem(errors: dict) -> str:
+    """'Invalid query parameter page_size: Must be ...' (and how many more)."""
+    found = [
+        (location, name, messages)
+        for location, fields in errors.items()
+        if isinstance(fields, dict)
+        for name, messages in fields.items()
+    ]
+    if not found:
+        return "The request's parameters are invalid."
+    location, name, messages = found[0]
+    message = messages[0] if isinstance(messages, list) and messages else str(messages)
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"Invalid {location} parameter {name}: {message}{more}"
+
+
+def problem(status: int, detail: str | None = None, headers=None, **extra) -> Response:
+    """An application/problem+json response (RFC 9457)."""
+    phrase = HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": phrase, "status": status, "detail": detail or phrase}
+    body.update(extra, request_id=observability.request_id())
+    return Response(orjson.dumps(body), status, headers, mimetype=PROBLEM_JSON)
+
+
+def unavailable(detail: str) -> Response:
+    """503: the service cannot answer now, but may soon (the database is down or not ready)."""
+    return problem(HTTPStatus.SERVICE_UNAVAILABLE, detail, {"Retry-After": "5"})
 
 
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):
-        """Every error, 500 included, answers JSON of one shape: {code, status, message, errors}."""
+        """Every error, 500 included, answers one shape: an RFC 9457 problem."""
         payload, code, headers = super().handle_http_exception(error)
-        payload.setdefault("message", error.description)
         if getattr(error, "valid_methods", None):  # 405: say what is allowed
             headers = {**headers, "Allow": ", ".join(error.valid_methods)}
-        return payload, code, headers
+        if "errors" in payload:  # 422: the detail names the first parameter and its problem
+            detail = payload.get("message") or _first_problem(payload["errors"])
+            return problem(code, detail, headers, errors=payload["errors"])
+        return problem(code, payload.get("message") or error.description, headers)
+
+    def _register_responses(self):
+        """Document error responses as application/problem+json, the type they are sent as."""
+        default = self.DEFAULT_RESPONSE_CONTENT_TYPE
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = default
 
     def _register_pagination_header(self):
         """Our lists page by cursor with Link headers; flask-smorest's X-Pagination is unused."""
+
+
+class SlugConverter(BaseConverter):
+    """Record ids in URLs are slugs: anything else (a NUL byte, a space) is a 404 at routing,
+    before it reaches the database."""
+
+    regex = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+    openapi = {"type": "string", "pattern": f"^{regex}$", "maxLength": 100}
 
 
 PAGE_HEADERS = {
@@ -105,6 +167,19 @@ def response_format(requested: str | None = None) -> str:
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = QueryParser()
 
+    def __init__(self, *args, reads_database: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reads_database = reads_database
+        self._prepare_doc_cbks.append(self._prepare_common_doc)
+
+    def _prepare_common_doc(self, doc: dict, doc_info: dict, *, method: str, **_kwargs) -> dict:
+        """What operations share: reads need no credentials; the database may be down (503)."""
+        if method in ("get", "head"):
+            doc.setdefault("security", [])
+        if self.reads_database:
+            doc.setdefault("responses", {}).setdefault(503, "SERVICE_UNAVAILABLE")
+        return doc
+
     def etag(self, view):
         """A strong ETag from the data revision and the request, checked before the view runs.
 
@@ -124,8 +199,7 @@ class Blueprint(flask_smorest.Blueprint):
             }
             tag = self._generate_etag(fingerprint)
             headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
-            # flask-compress marks the tags of compressed bodies "<tag>:gzip".
-            if tag in {(t or "").split(":")[0] for t in request.if_none_match}:
+            if tag in _if_none_match_tags():
                 return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
             response = view(*args, **kwargs)
             if request.if_none_match.star_tag and response.status_code == HTTPStatus.OK:
@@ -155,14 +229,23 @@ class Blueprint(flask_smorest.Blueprint):
         )
 
 
-def page_headers(page: Page, order: list[tuple[str, bool]]) -> dict[str, str]:
+def _if_none_match_tags() -> set[str]:
+    """If-None-Match's tags, compared weakly (RFC 9110 13.1.2): W/"x" matches "x".
+
+    flask-compress marks the tags of compressed bodies "<tag>:gzip": that is the same tag.
+    """
+    tags = request.if_none_match.as_set(include_weak=True)
+    return {tag.split(":")[0] for tag in tags}
+
+
+def page_headers(page: Page, order: list[tuple[str, bool]], list_name: str) -> dict[str, str]:
     """RFC 8288 Link header (first, prev, next) and the exact total, for the current request."""
     links = [("first", None)]
     sort = sort_text(order)
     if page.prev is not None:
-        links.append(("prev", encode_cursor(page.prev.keys, True, sort)))
+        links.append(("prev", encode_cursor(page.prev.keys, True, sort, list_name)))
     if page.next is not None:
-        links.append(("next", encode_cursor(page.next.keys, False, sort)))
+        links.append(("next", encode_cursor(page.next.keys, False, sort, list_name)))
     return {"Link": link_header(links), "X-Total-Count": str(page.total)}
 
 
@@ -173,8 +256,18 @@ def link_header(links: list[tuple[str, str | None]]) -> str:
     parts = []
     for rel, cursor in links:
         query = urlencode({**args, "cursor": cursor} if cursor else args)
-        parts.append(f'<{request.base_url}{"?" + query if query else ""}>; rel="{rel}"')
+        parts.append(f'<{public_url(request.path)}{"?" + query if query else ""}>; rel="{rel}"')
     return ", ".join(parts)
+
+
+def public_url(path: str) -> str:
+    """The URL of `path` for clients: on PUBLIC_BASE_URL if set, else path-absolute.
+
+    Never built from the Host header, which any client sets: a cached response would carry
+    a link to the client's chosen host to everyone (cache poisoning). RFC 8288 links may be
+    relative to the request's URL.
+    """
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
 
 
 def path_parameter(name: str, description: str, example: str) -> dict:

@@ -1,11 +1,13 @@
 """Every query the API runs is built here; views only adapt HTTP to these functions."""
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, distinct, extract, func, or_, select, tuple_
+from cachetools import LRUCache
+from sqlalchemy import Select, and_, distinct, extract, false, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from schemas.common import LONGEST_DATE_SPAN
@@ -181,7 +183,12 @@ def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: O
         for name, descending in with_tiebreak(order)
     ]
     stmt = stmt.options(*_LOADING.get(_entity(stmt), ()))
-    yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=500))
+    try:
+        yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=500))
+    finally:
+        # The request's teardown closed the session before the stream began: reading rows
+        # reopened it, and only the stream's end can give the connection back.
+        session.close()
 
 
 # Facts ---------------------------------------------------------------------------------------
@@ -255,6 +262,8 @@ def _overlapping(date_from: dt.date | None, date_to: dt.date | None) -> list:
     order pages by date also bound the scan: a record's span starts at most LONGEST_DATE_SPAN
     before it ends, so only starts from date_from - LONGEST_DATE_SPAN on can overlap.
     """
+    if date_from is not None and date_to is not None and date_from > date_to:
+        return [false()]  # an empty range: no span of days overlaps it
     clauses = [Fact.date_sort <= min(date_to or LAST_DATED_DAY, LAST_DATED_DAY)]
     if date_from is not None:
         earliest_start = dt.date.fromordinal(max(1, date_from.toordinal() - LONGEST_DATE_SPAN.days))
@@ -368,28 +377,30 @@ def bump_revision(session: Session) -> None:
         state.changed_at = utcnow()
 
 
-class RevisionCache:
-    """Results of expensive aggregates (counts, facets), kept while the revision stands.
+class AggregateCache:
+    """Results of expensive aggregates (counts, facets), per database and data revision.
 
-    The data changes only with the revision, so a cached count is as exact as a fresh one;
-    each worker holds its own, emptied when the revision moves or the cache fills up.
+    The data changes only with the revision, so a cached count is as exact as a fresh one.
+    Each worker holds its own, least recently used entries going first; entries of older
+    revisions are never asked for again and age out.
     """
 
-    def __init__(self, size: int = 512):
-        self.size = size
-        self.revision: int | None = None
-        self.entries: dict[tuple, Any] = {}
+    def __init__(self, size: int = 1024):
+        self.entries: LRUCache = LRUCache(maxsize=size)
+        self.lock = threading.Lock()  # cachetools' caches are not thread-safe
 
     def get(self, session: Session, key: tuple, compute: Callable[[], Any]) -> Any:
-        current = revision(session)
-        if current != self.revision or len(self.entries) >= self.size:
-            self.entries, self.revision = {}, current
-        if key not in self.entries:
-            self.entries[key] = compute()
-        return self.entries[key]
+        key = (session.get_bind().url, revision(session), *key)
+        with self.lock:
+            if key in self.entries:
+                return self.entries[key]
+        value = compute()
+        with self.lock:
+            self.entries[key] = value
+        return value
 
 
-aggregates = RevisionCache()
+aggregates = AggregateCache()
 
 
 def statement_key(session: Session, stmt: Select) -> tuple:

@@ -22,7 +22,7 @@ Search vocabulary: every fact carries two "place" words drawn uniformly from 20,
 (selective: ~N/10,000 documents each), ~30 % of facts say "mobilisation" (common), and the
 rest of the text is drawn from a Zipf-distributed vocabulary of 30,000 words.
 
-The schema is made by the app's own migrations (`api.cli.upgrade_database`). Rows are inserted
+The schema is made by the app's own migrations (`api.migrate.upgrade_database`). Rows are inserted
 in batches with SQLAlchemy Core executemany on SQLite (WAL, synchronous=OFF during the load),
 and with COPY on PostgreSQL (secondary indexes and FK triggers suspended during the load, then
 rebuilt with their exact definitions, then VACUUM ANALYZE as autovacuum would soon do).
@@ -51,9 +51,9 @@ import psycopg  # noqa: E402
 from sqlalchemy import JSON, create_engine, event, make_url, text  # noqa: E402
 
 from api import create_app, search  # noqa: E402
-from api.cli import upgrade_database  # noqa: E402
 from api.config import database_url, default_database_url  # noqa: E402
 from api.dataset import content_hash  # noqa: E402
+from api.migrate import upgrade_database  # noqa: E402
 from api.models import (  # noqa: E402
     Actor,
     Article,
@@ -823,9 +823,8 @@ def generate(
                 )
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
+            # Left in WAL mode, as the app's migrations leave it, with an empty log.
             connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            # as the app's loader leaves it
-            connection.exec_driver_sql("PRAGMA journal_mode=DELETE")
     else:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE")

@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from .base import SLUG, Schema, doc, resource_url, timestamp_fields
+from .base import SLUG, Schema, doc, printable, resource_url, timestamp_fields
 from .facts import ActorFactSchema
 
 ACTOR_KINDS = ("person", "organisation", "place", "system")
@@ -12,7 +12,9 @@ class ActorSchema(Schema):
     id = ma.fields.String(
         required=True, validate=SLUG, **doc("Stable, readable id.", "vladimir-putin")
     )
-    name = ma.fields.String(required=True, **doc("Canonical name.", "Vladimir Putin"))
+    name = ma.fields.String(
+        required=True, validate=printable, **doc("Canonical name.", "Vladimir Putin")
+    )
     kind = ma.fields.String(
         required=True,
         validate=ma.validate.OneOf(ACTOR_KINDS),

@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from .base import SLUG, Schema, doc, resource_url, timestamp_fields
+from .base import SLUG, Schema, doc, printable, resource_url, timestamp_fields
 from .common import DateValueSchema
 
 
@@ -18,6 +18,7 @@ class ArticleSchema(Schema):
     )
     title = ma.fields.String(
         required=True,
+        validate=printable,
         **doc(
             "Label for lists, written by the curators (see `headline` for the article's own).",
             "How Putin pushes Russians to kill or be killed",

@@ -1,5 +1,7 @@
 """The base schema and field helpers every API schema builds on."""
 
+import re
+
 import marshmallow as ma
 
 from .contract import API_PREFIX
@@ -31,6 +33,15 @@ def resource_url(
 SLUG = ma.validate.Regexp(
     r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Must be a slug: lowercase letters, digits and hyphens."
 )
+# Control characters (NUL, which PostgreSQL's text cannot hold, among them) and the lone
+# surrogates that UTF-8 cannot encode.
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> None:
+    """A one-line label (a title, a name): it is also a sort key, which cursors carry."""
+    if UNPRINTABLE.search(text):
+        raise ma.ValidationError("Must not contain control characters.")
 
 
 def timestamp_fields(noun: str) -> tuple[ma.fields.AwareDateTime, ma.fields.AwareDateTime]:

@@ -1,5 +1,6 @@
 """Building blocks shared by the record schemas: dates, numbers, citations, actor references."""
 
+import calendar
 import re
 from datetime import date, timedelta
 
@@ -41,8 +42,8 @@ def date_bounds(value: str | None, precision: str) -> tuple[date | None, date | 
         return date(parts[0], 1, 1), date(parts[0], 12, 31)
     if precision == "month":
         year, month = parts
-        following = date(year + month // 12, month % 12 + 1, 1)
-        return date(year, month, 1), date.fromordinal(following.toordinal() - 1)
+        # From the calendar: "the day before next month's first" fails for 9999-12 (no year 10000).
+        return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
     return date(*parts), date(*parts)
 
 
@@ -148,12 +149,12 @@ class CitationSchema(Schema):
     start = ma.fields.Integer(
         required=True,
         validate=ma.validate.Range(min=0),
-        **doc("Offset of the first character of the quote (Unicode code points, from 0).", 1741),
+        **doc("Offset of the first character of the quote (Unicode code points, from 0).", 2108),
     )
     end = ma.fields.Integer(
         required=True,
         validate=ma.validate.Range(min=1),
-        **doc("Offset just past the last character of the quote (exclusive).", 1796),
+        **doc("Offset just past the last character of the quote (exclusive).", 2163),
     )
     article_url = resource_url(
         "articles",

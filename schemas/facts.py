@@ -8,7 +8,7 @@ from functools import cache
 
 import marshmallow as ma
 
-from .base import SLUG, Schema, doc, timestamp_fields
+from .base import SLUG, Schema, doc, printable, timestamp_fields
 from .common import ActorRefSchema, CitationSchema, DateValueSchema, QuantitySchema
 from .contract import API_PREFIX
 
@@ -83,6 +83,13 @@ def _date(description: str, example: dict | None) -> ma.fields.Nested:
     )
 
 
+_EXAMPLE_SOURCE = {
+    "article_id": "after-russia-kill-or-be-killed",
+    "quote": "deserters can be punished with up to 15 years in prison",
+    "start": 2108,
+    "end": 2163,
+    "article_url": "/api/v1/articles/after-russia-kill-or-be-killed",
+}
 _EXAMPLE_DATE = {
     "text": "On September 21",
     "value": "2022-09-21",
@@ -102,7 +109,7 @@ class FactSchema(Schema):
     type = ma.fields.String(dump_only=True, **doc("Record type.", "decree", enum=list(COLLECTIONS)))
     title = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1, max=300),
+        validate=[ma.validate.Length(min=1, max=300), printable],
         **doc("Short label written by the curators.", "Putin signs decree to call up 160,000 men"),
     )
     summary = ma.fields.String(
@@ -128,7 +135,10 @@ class FactSchema(Schema):
         ma.fields.Nested(CitationSchema),
         required=True,
         validate=ma.validate.Length(min=1),
-        **doc("Verbatim citations of the passages that state this fact; never empty.", []),
+        **doc(
+            "Verbatim citations of the passages that state this fact; never empty.",
+            [_EXAMPLE_SOURCE],
+        ),
     )
     notes = ma.fields.String(
         required=True,
@@ -266,7 +276,7 @@ class PenaltySchema(FactSchema):
 class EventSchema(FactSchema):
     TYPE = "event"
 
-    id = _fact_id("event-2022-mobilisation-protest-detentions")
+    id = _fact_id("event-protesters-detained")
     kind = _kind(EVENT_KINDS, "detention")
     figures = ma.fields.List(
         ma.fields.Nested(QuantitySchema),
@@ -290,16 +300,18 @@ class ActorFactSchema(Schema):
         **doc("Record type.", "event", enum=list(COLLECTIONS)),
     )
     id = ma.fields.String(
-        attribute="fact_id", dump_only=True, **doc("Record id.", "event-mobilisation-protests")
+        attribute="fact_id", dump_only=True, **doc("Record id.", "event-dagestan-protests")
     )
     title = ma.fields.String(
-        attribute="fact.title", dump_only=True, **doc("Short label.", "Anti-mobilisation protests")
+        attribute="fact.title",
+        dump_only=True,
+        **doc("Short label.", "Most prominent anti-mobilisation protests in Dagestan"),
     )
     role = ma.fields.String(dump_only=True, **doc("The actor's part in the record.", "place"))
     url = ma.fields.Function(
         lambda link: f"{API_PREFIX}/{COLLECTIONS[link.fact.type]}/{link.fact_id}",
         dump_only=True,
-        **doc("Link to the record.", "/api/v1/events/event-mobilisation-protests"),
+        **doc("Link to the record.", "/api/v1/events/event-dagestan-protests"),
     )
 
 

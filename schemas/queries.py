@@ -1,72 +1,121 @@
-"""Query-string arguments. Unknown, repeated or malformed arguments are refused (422)."""
+"""Query-string arguments. Unknown, repeated or malformed arguments are refused (422).
+
+A documented `pattern` is what the server checks, written so that it means the same in Python
+and in ECMA-262 (JSON Schema's dialect, and Swagger UI's, which compiles it without the `u`
+flag): a request whose arguments match the spec is not refused for their form. Only `q`'s is
+looser than the server (see SEARCHABLE).
+"""
 
 import base64
-import binascii
 import datetime as dt
 import json
 import re
+from typing import ClassVar
 
 import marshmallow as ma
 
 from .actors import ACTOR_KINDS
-from .base import SLUG, Schema, doc
+from .base import SLUG, UNPRINTABLE, Schema, doc
 from .common import date_bounds
 from .contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from .facts import CAMPAIGN_KINDS, COLLECTIONS, DECREE_KINDS, EVENT_KINDS, PENALTY_KINDS
 
 FORMATS = ("json", "csv", "ndjson")
-# What full-text search can use: at least one letter or digit (api.search tokenises alike).
-SEARCHABLE = ma.validate.Regexp(r"(?s).*[^\W_]", error="Give at least one word to search for.")
+Order = list[tuple[str, bool]]  # (sort field, descending)
 
 
-# Pagination and sorting ----------------------------------------------------------------------
+def anchored(regex: str) -> str:
+    """The documented `pattern` for a regex the server matches whole (re.fullmatch)."""
+    return f"^(?:{regex})$"
 
 
-def encode_cursor(keys: list[str], backward: bool, sort: str) -> str:
-    payload = json.dumps({"k": keys, "b": backward, "s": sort}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+# Numbers -------------------------------------------------------------------------------------
+
+# JSON's forms of numbers, in ASCII digits: int() and float() would also take "٥", "+5", " 5",
+# "1_000" and "inf".
+INTEGER = r"-?(0|[1-9][0-9]*)"
+NUMBER = rf"{INTEGER}(\.[0-9]+)?([eE][+-]?[0-9]+)?"
 
 
-def encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
-
-
-class OffsetCursor(ma.fields.String):
-    """A position in a ranked list (search hits); loads as the offset."""
-
-    default_error_messages = {"invalid_cursor": "Not a cursor issued by this API."}
+class AsciiInteger(ma.fields.Integer):
+    """An integer written as JSON writes one: ASCII digits, a `-` if negative, no spaces."""
 
     def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, str) and not re.fullmatch(INTEGER, value):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class AsciiNumber(ma.fields.Float):
+    """A finite number written as JSON writes one (`150000`, `2.5`, `1e5`)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> float:
+        if isinstance(value, str) and not re.fullmatch(NUMBER, value):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+# Dates ---------------------------------------------------------------------------------------
+
+# `YYYY`, `YYYY-MM` or `YYYY-MM-DD` of a day the calendar has (2024-02-29, never 2023-02-29 or
+# 2022-04-31), from year 0001 to 9999.
+_MONTH = "(0[1-9]|1[0-2])"
+_MONTH_DAY = "(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31"
+_LEAP_YEAR = "[0-9]{2}(0[48]|[2468][048]|[13579][26])|(0[48]|[2468][048]|[13579][26])00"
+PARTIAL_DATE = rf"(?!0000)([0-9]{{4}}(-{_MONTH})?|[0-9]{{4}}-({_MONTH_DAY})|({_LEAP_YEAR})-02-29)"
+
+
+class PartialDate(ma.fields.String):
+    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; loads as the first (or, `end=True`, last) day."""
+
+    def __init__(self, end: bool, **kwargs):
+        self.end = end
+        kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": anchored(PARTIAL_DATE)}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            offset = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))["o"]
-        except (binascii.Error, ValueError, KeyError, TypeError) as error:
-            raise self.make_error("invalid_cursor") from error
-        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
-            raise self.make_error("invalid_cursor")
-        return offset
+        if not re.fullmatch(PARTIAL_DATE, text):
+            raise ma.ValidationError("Not a date: use YYYY, YYYY-MM or YYYY-MM-DD.")
+        precision = {4: "year", 7: "month", 10: "day"}[len(text)]
+        first, last = date_bounds(text, precision)
+        return last if self.end else first
 
 
-class Cursor(ma.fields.String):
-    """An opaque page position; loads as {keys, backward, sort}."""
+# Lists of names: sort fields, facets, types ---------------------------------------------------
 
-    default_error_messages = {"invalid_cursor": "Not a cursor issued by this API."}
 
-    def _deserialize(self, value, attr, data, **kwargs) -> dict:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            cursor = {"keys": raw["k"], "backward": raw["b"], "sort": raw["s"]}
-        except (binascii.Error, ValueError, KeyError, TypeError) as error:
-            raise self.make_error("invalid_cursor") from error
-        if not (
-            isinstance(cursor["keys"], list)
-            and all(isinstance(k, str) for k in cursor["keys"])
-            and isinstance(cursor["backward"], bool)
-            and isinstance(cursor["sort"], str)
-        ):
-            raise self.make_error("invalid_cursor")
-        return cursor
+def name_list(names: tuple[str, ...], sign: str = "", unique: bool = False) -> str:
+    """A regex of `a,b,c`: names from `names`, each after an optional `sign` (a regex); with
+    `unique`, none twice (a lookahead that finds a name again: group 1, backreferenced)."""
+    assert all(re.fullmatch("[a-z_]+", name) for name in names), "names need no escaping"
+    names_regex = "|".join(names)
+    regex = f"{sign}(?:{names_regex})(?:,{sign}(?:{names_regex}))*"
+    if not unique:
+        return regex
+    repeated = f"(?:[^,]*,)*{sign}({names_regex}),(?:[^,]*,)*{sign}\\1(?:,|$)"
+    return f"(?!{repeated}){regex}"
+
+
+class NameList(ma.fields.String):
+    """`decree,event`: a comma-separated subset of `choices`; loads as a list without repeats."""
+
+    def __init__(self, choices: tuple[str, ...], noun: str, **kwargs):
+        self.choices, self.noun = choices, noun
+        kwargs["metadata"] = {**kwargs["metadata"], "pattern": anchored(name_list(choices))}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
+        names = super()._deserialize(value, attr, data, **kwargs).split(",")
+        unknown = [n for n in names if n not in self.choices]
+        if unknown:
+            raise ma.ValidationError(
+                f"Unknown {self.noun} {unknown[0]!r}; one of: {', '.join(self.choices)}."
+            )
+        return list(dict.fromkeys(names))
 
 
 class Sort(ma.fields.String):
@@ -74,26 +123,25 @@ class Sort(ma.fields.String):
 
     def __init__(self, allowed: tuple[str, ...], default: str = "id", **kwargs):
         self.allowed = allowed
-        names = "|".join(allowed)
         super().__init__(
             load_default=self.parse(default),
             **doc(
-                "Sort order: comma-separated fields, `-` before a field for descending. "
-                f"Fields: {', '.join(allowed)}. Ties are broken by id.",
+                "Sort order: comma-separated fields, each once, `-` before a field for "
+                f"descending. Fields: {', '.join(allowed)}. Ties are broken by id.",
                 default,
                 default=default,
-                pattern=rf"^-?({names})(,-?({names}))*$",
+                pattern=anchored(name_list(allowed, sign="-?", unique=True)),
                 **kwargs,
             ),
         )
 
-    def _deserialize(self, value, attr, data, **kwargs) -> list[tuple[str, bool]]:
+    def _deserialize(self, value, attr, data, **kwargs) -> Order:
         return self.parse(super()._deserialize(value, attr, data, **kwargs))
 
-    def parse(self, text: str) -> list[tuple[str, bool]]:
+    def parse(self, text: str) -> Order:
         order, seen = [], set()
         for part in text.split(","):
-            name = part.strip().removeprefix("-")
+            name = part.removeprefix("-")
             if name not in self.allowed:
                 raise ma.ValidationError(
                     f"Unknown sort field {name!r}; one of: {', '.join(self.allowed)}."
@@ -101,34 +149,106 @@ class Sort(ma.fields.String):
             if name in seen:
                 raise ma.ValidationError(f"Sort field {name!r} is given twice.")
             seen.add(name)
-            order.append((name, part.strip().startswith("-")))
+            order.append((name, part.startswith("-")))
         return order
 
 
-class PartialDate(ma.fields.String):
-    """`YYYY`, `YYYY-MM` or `YYYY-MM-DD`; loads as the first (or, `end=True`, last) day."""
+def sort_text(order: Order) -> str:
+    return ",".join(("-" if descending else "") + name for name, descending in order)
 
-    _FORM = r"^(?!0000)\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
 
-    def __init__(self, end: bool, **kwargs):
-        self.end = end
-        kwargs["metadata"] = {**kwargs.get("metadata", {}), "pattern": self._FORM}
+# Cursors -------------------------------------------------------------------------------------
+
+BASE64URL = "[A-Za-z0-9_-]+"
+
+
+def encode_cursor(keys: list[str], backward: bool, sort: str, list_name: str) -> str:
+    """The cursor of a page of `list_name` in `sort` order, after (`backward`: before) `keys`."""
+    payload = {"l": list_name, "s": sort, "k": keys, "b": backward}
+    return _encode(payload)
+
+
+def encode_offset(offset: int) -> str:
+    return _encode({"o": offset})
+
+
+def _encode(payload: dict) -> str:
+    text = json.dumps(payload, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode(text: str):
+    """The JSON value inside a cursor; ValueError when there is none."""
+    if not re.fullmatch(BASE64URL, text):
+        raise ValueError("not base64url")
+    try:
+        return json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except RecursionError as error:  # nested deeper than the JSON decoder goes
+        raise ValueError("nested too deep") from error
+
+
+class CursorField(ma.fields.String):
+    """Base64url JSON, as the API issues it; subclasses check what it holds (load_payload)."""
+
+    default_error_messages = {"invalid_cursor": "Not a cursor issued by this API."}
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {**kwargs["metadata"], "pattern": anchored(BASE64URL)}
         super().__init__(**kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
+    def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        precision = {4: "year", 7: "month", 10: "day"}.get(len(text))
         try:
-            if not re.match(self._FORM, text) or precision is None:
-                raise ValueError
-            first, last = date_bounds(text, precision)
-        except ValueError as error:
-            raise ma.ValidationError("Not a date: use YYYY, YYYY-MM or YYYY-MM-DD.") from error
-        return last if self.end else first
+            return self.load_payload(_decode(text))
+        except (ValueError, KeyError, TypeError) as error:
+            raise self.make_error("invalid_cursor") from error
+
+    def load_payload(self, raw):
+        raise NotImplementedError
 
 
-def _page_size() -> ma.fields.Integer:
-    return ma.fields.Integer(
+class OffsetCursor(CursorField):
+    """A position in a ranked list (search hits); loads as the offset."""
+
+    def load_payload(self, raw) -> int:
+        offset = raw["o"]
+        if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 10**9:
+            raise ValueError("not an offset")
+        return offset
+
+
+class Cursor(CursorField):
+    """An opaque page position; loads as {list, sort, keys, backward}."""
+
+    def load_payload(self, raw) -> dict:
+        cursor = {"list": raw["l"], "sort": raw["s"], "keys": raw["k"], "backward": raw["b"]}
+        if not (
+            isinstance(cursor["list"], str)
+            and isinstance(cursor["sort"], str)
+            and isinstance(cursor["keys"], list)
+            and all(isinstance(k, str) and not UNPRINTABLE.search(k) for k in cursor["keys"])
+            and isinstance(cursor["backward"], bool)
+        ):
+            raise ValueError("not a page position")
+        return cursor
+
+
+def _cursor(list_name: str, sort: str, keys: list[str], backward: bool = False) -> Cursor:
+    """A list's cursor argument. Its example, a real link's cursor, pages from `keys` on."""
+    return Cursor(
+        **doc(
+            "Opaque position from the `next` or `prev` link of a page of this list, in the "
+            "same sort order.",
+            encode_cursor(keys, backward, sort, list_name),
+        )
+    )
+
+
+# Paging and format ---------------------------------------------------------------------------
+
+
+def _page_size() -> AsciiInteger:
+    return AsciiInteger(
         validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
         **doc(
             f"Results per page (default {DEFAULT_PAGE_SIZE}, at most "
@@ -153,31 +273,27 @@ def _format() -> ma.fields.String:
 
 
 class ListQuerySchema(Schema):
-    """Paging and format, shared by every list; subclasses add `sort`."""
+    """Paging and format, shared by every list; subclasses add `sort` or have a fixed `order`.
+
+    A cursor carries the name of its list and its sort order: one of another list, or of
+    another order, would page through the wrong rows, and is refused.
+    """
+
+    list_name: ClassVar[str]
+    order: ClassVar[Order | None] = None  # the order of a list without `sort`
 
     page_size = _page_size()
-    cursor = Cursor(
-        **doc(
-            "Opaque position from the `next` or `prev` link of a page.",
-            encode_cursor(["decree-2025-spring-call-up"], False, "id"),
-        )
-    )
     format = _format()
 
     @ma.validates_schema
-    def check_paging(self, data, **kwargs):
-        cursor, order = data.get("cursor"), data.get("sort")
-        if cursor and order is not None and cursor["sort"] != sort_text(order):
+    def check_cursor(self, data, **kwargs):
+        cursor = data.get("cursor")
+        if cursor is None:
+            return
+        if cursor["list"] != self.list_name:
+            raise ma.ValidationError("The cursor belongs to another list.", "cursor")
+        if cursor["sort"] != sort_text(data.get("sort", self.order)):
             raise ma.ValidationError("The cursor belongs to another sort order.", "cursor")
-
-
-def sort_text(order: list[tuple[str, bool]]) -> str:
-    return ",".join(("-" if descending else "") + name for name, descending in order)
-
-
-def check_range(data: dict, low: str, high: str) -> None:
-    if data.get(low) is not None and data.get(high) is not None and data[low] > data[high]:
-        raise ma.ValidationError(f"Must not be after {low}.", high)
 
 
 class DetailQuerySchema(Schema):
@@ -185,63 +301,106 @@ class DetailQuerySchema(Schema):
 
 
 class ArticleQuerySchema(ListQuerySchema):
+    list_name = "articles"
     sort = Sort(("id", "title"))
+    cursor = _cursor(list_name, "id", ["after-russia-kill-or-be-killed"])
 
 
 class ActorQuerySchema(ListQuerySchema):
+    list_name = "actors"
     sort = Sort(("id", "name", "kind"))
+    cursor = _cursor(list_name, "id", ["after-russia"])
     kind = ma.fields.String(
         validate=ma.validate.OneOf(ACTOR_KINDS),
         **doc("Only actors of this kind.", "person", enum=list(ACTOR_KINDS)),
     )
 
 
-# Facts -----------------------------------------------------------------------------------------
+# Facts ---------------------------------------------------------------------------------------
 
 FACT_SORTS = ("id", "date", "kind", "title", "updated_at")
 
+# What full-text search can use: a letter or digit (api.search tokenises alike). No regex that
+# Python and ECMA-262 read alike can name Unicode's letters, so the documented pattern asks for
+# less: a character that is not ASCII punctuation, a control or white space.
+SEARCHABLE = re.compile(r"[^\W_]")
+SEARCHABLE_PATTERN = r"[^\s\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F]"
 
-class FactFilterSchema(Schema):
-    """Filters shared by every fact list; they combine with AND."""
 
-    article = ma.fields.String(
-        validate=SLUG,
-        **doc("Only records citing this article id.", "after-russia-kill-or-be-killed"),
-    )
-    actor = ma.fields.String(
-        validate=SLUG, **doc("Only records involving this actor id.", "vladimir-putin")
-    )
-    disputed = ma.fields.Boolean(
-        **doc("true: only records that another record contradicts; false: only the others.", True)
-    )
-    date_from = PartialDate(
-        end=False,
+def _searchable(text: str) -> None:
+    if not SEARCHABLE.search(text):
+        raise ma.ValidationError("Give at least one word to search for.")
+
+
+def search_text(description: str, example: str, **kwargs) -> ma.fields.String:
+    return ma.fields.String(
+        validate=[ma.validate.Length(min=1, max=500), _searchable],
         **doc(
+            f"{description} At least one letter or digit; case-insensitive.",
+            example,
+            pattern=SEARCHABLE_PATTERN,
+        ),
+        **kwargs,
+    )
+
+
+def optional_example(description: str, example) -> dict:
+    """doc(), without an example when it is None: a list's examples must combine (Swagger UI
+    fills them all in), and some arguments have none that would."""
+    return (
+        doc(description, example)
+        if example is not None
+        else {"metadata": {"description": description}}
+    )
+
+
+def _text_filter(example: str) -> ma.fields.String:
+    return search_text(
+        'Full-text filter: words (all must match), "quoted phrases", prefix* queries.', example
+    )
+
+
+def _article_filter(example: str) -> ma.fields.String:
+    return ma.fields.String(validate=SLUG, **doc("Only records citing this article id.", example))
+
+
+def _actor_filter(example: str) -> ma.fields.String:
+    return ma.fields.String(validate=SLUG, **doc("Only records involving this actor id.", example))
+
+
+def _date_filter(end: bool, example: str | None) -> PartialDate:
+    if end:
+        description = (
+            "Only records that may have happened on or before this date; `2022` means up to "
+            "2022-12-31. Same semantics as date_from, which it must not precede."
+        )
+    else:
+        description = (
             "Only records that may have happened on or after this date (YYYY, YYYY-MM or "
             "YYYY-MM-DD): a record dated only to a month or year matches when that period "
-            "overlaps the range. Records whose date or year is unknown never match.",
-            "2022-09",
-        ),
-    )
-    date_to = PartialDate(
-        end=True,
-        **doc(
-            "Only records that may have happened on or before this date; `2022` means up to "
-            "2022-12-31. Same semantics as date_from.",
-            "2022-12",
-        ),
-    )
-    q = ma.fields.String(
-        validate=[ma.validate.Length(min=1, max=500), SEARCHABLE],
-        **doc(
-            'Full-text filter: words (all must match), "quoted phrases", prefix* queries.',
-            "gosuslugi",
-        ),
-    )
+            "overlaps the range. Records whose date or year is unknown never match. Days the "
+            "calendar has, from 0001-01-01 to 9999-12-31."
+        )
+    return PartialDate(end=end, **optional_example(description, example))
 
-    @ma.validates_schema
-    def check_dates(self, data, **kwargs):
-        check_range(data, "date_from", "date_to")
+
+class FactFilterSchema(Schema):
+    """Filters shared by every fact list; they combine with AND.
+
+    The examples of a list's filters, together, find records in the shipped data (Swagger UI
+    fills them all in): a list whose records do not fit them overrides some.
+    """
+
+    article = _article_filter("after-russia-kill-or-be-killed")
+    actor = _actor_filter("vladimir-putin")
+    disputed = ma.fields.Boolean(
+        truthy={"true"},
+        falsy={"false"},
+        **doc("true: only records that another record contradicts; false: only the others.", False),
+    )
+    date_from = _date_filter(end=False, example="2022-09")
+    date_to = _date_filter(end=True, example="2022-12")
+    q = _text_filter("mobilisation")
 
 
 def _kind_filter(kinds: tuple[str, ...], example: str) -> ma.fields.String:
@@ -251,76 +410,83 @@ def _kind_filter(kinds: tuple[str, ...], example: str) -> ma.fields.String:
     )
 
 
-def _bound(number: str, side: str, example: float) -> ma.fields.Float:
-    words = {"min": "at least", "max": "at most"}[side]
-    return ma.fields.Float(
-        allow_nan=False, **doc(f"Only records whose {number} is {words} this.", example)
+def _bound(number: str, side: str, example: float | None, maximum: int) -> AsciiNumber:
+    words = {"min": "at least", "max": "at most"}
+    return AsciiNumber(
+        validate=ma.validate.Range(min=0, max=maximum),
+        **optional_example(
+            f"Only records whose {number} is {words[side]} this: a number as JSON writes one "
+            f"(ASCII digits, an optional fraction and exponent: 100000, 2.5, 1e5), from 0 to "
+            f"{maximum}.",
+            example,
+        ),
     )
 
 
-class QuotaFilterSchema(Schema):
-    quota_min = _bound("quota", "min", 100000)
-    quota_max = _bound("quota", "max", 200000)
+MAX_QUOTA = 10**9  # people: more than anyone has counted
+MAX_PRISON_YEARS = 1000
 
-    @ma.validates_schema
-    def check_quota(self, data, **kwargs):
-        check_range(data, "quota_min", "quota_max")
+
+class QuotaFilterSchema(Schema):
+    quota_min = _bound("quota", "min", 100000, MAX_QUOTA)
+    quota_max = _bound("quota", "max", 500000, MAX_QUOTA)
 
 
 class DecreeFilterSchema(FactFilterSchema, QuotaFilterSchema):
     kind = _kind_filter(DECREE_KINDS, "decree")
+    # No examples: the one decree with a quota has no date, and the date filters have theirs.
+    quota_min = _bound("quota", "min", None, MAX_QUOTA)
+    quota_max = _bound("quota", "max", None, MAX_QUOTA)
 
 
 class CampaignFilterSchema(FactFilterSchema, QuotaFilterSchema):
-    kind = _kind_filter(CAMPAIGN_KINDS, "regular_call_up")
+    kind = _kind_filter(CAMPAIGN_KINDS, "partial_mobilisation")
 
 
 class PenaltyFilterSchema(FactFilterSchema):
     kind = _kind_filter(PENALTY_KINDS, "desertion")
-    prison_years_min = _bound("longest prison term (years)", "min", 10)
-    prison_years_max = _bound("longest prison term (years)", "max", 20)
-
-    @ma.validates_schema
-    def check_years(self, data, **kwargs):
-        check_range(data, "prison_years_min", "prison_years_max")
+    actor = _actor_filter("russian-lawmakers")
+    prison_years_min = _bound("longest prison term (years)", "min", 10, MAX_PRISON_YEARS)
+    prison_years_max = _bound("longest prison term (years)", "max", 20, MAX_PRISON_YEARS)
 
 
 class EventFilterSchema(FactFilterSchema):
-    kind = _kind_filter(EVENT_KINDS, "protest")
+    kind = _kind_filter(EVENT_KINDS, "detention")
+    actor = _actor_filter("russia")
 
 
 class DecreeQuerySchema(DecreeFilterSchema, ListQuerySchema):
+    list_name = COLLECTIONS["decree"]
     sort = Sort(FACT_SORTS)
+    cursor = _cursor(list_name, "id", ["decree-2025-spring-call-up"])
 
 
 class CampaignQuerySchema(CampaignFilterSchema, ListQuerySchema):
+    list_name = COLLECTIONS["campaign"]
     sort = Sort(FACT_SORTS)
+    cursor = _cursor(list_name, "id", ["campaign-2025-spring-call-up"])
 
 
 class PenaltyQuerySchema(PenaltyFilterSchema, ListQuerySchema):
+    list_name = COLLECTIONS["penalty"]
     sort = Sort(FACT_SORTS)
+    cursor = _cursor(list_name, "id", ["penalty-draft-evasion"], backward=True)
 
 
 class EventQuerySchema(EventFilterSchema, ListQuerySchema):
+    list_name = COLLECTIONS["event"]
     sort = Sort(FACT_SORTS)
+    cursor = _cursor(list_name, "id", ["event-anti-war-protests"])
 
 
 FACETS = ("type", "kind", "year", "article", "actor")
 
 
-class FacetNames(ma.fields.String):
-    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        names = [n.strip() for n in text.split(",")] if text else []
-        unknown = [n for n in names if n not in FACETS]
-        if unknown:
-            raise ma.ValidationError(f"Unknown facet {unknown[0]!r}; one of: {', '.join(FACETS)}.")
-        return list(dict.fromkeys(names))
-
-
-def _facets_field() -> FacetNames:
+def _facets_field() -> NameList:
     default = "kind,year,article,actor"
-    return FacetNames(
+    return NameList(
+        FACETS,
+        "facet",
         load_default=default.split(","),
         **doc(
             f"Comma-separated facets to count: {', '.join(FACETS)}.", "kind,year", default=default
@@ -349,60 +515,48 @@ class EventFacetQuerySchema(EventFilterSchema):
 DOC_TYPES = ("article", *COLLECTIONS)
 
 
-class TypeList(ma.fields.String):
-    """`decree,event`: a comma-separated subset of `choices`."""
-
-    def __init__(self, choices: tuple[str, ...], **kwargs):
-        self.choices = choices
-        names = "|".join(choices)
-        kwargs["metadata"] = {**kwargs["metadata"], "pattern": rf"^({names})(,({names}))*$"}
-        super().__init__(**kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs) -> list[str]:
-        names = [n.strip() for n in super()._deserialize(value, attr, data, **kwargs).split(",")]
-        unknown = [n for n in names if n not in self.choices]
-        if unknown:
-            raise ma.ValidationError(
-                f"Unknown type {unknown[0]!r}; one of: {', '.join(self.choices)}."
-            )
-        return list(dict.fromkeys(names))
-
-
 class SearchQuerySchema(Schema):
-    q = ma.fields.String(
+    q = search_text(
+        'Words (all must match), "quoted phrases" (words in this order), prefix* queries.',
+        '"partial mobilisation"',
         required=True,
-        validate=[ma.validate.Length(min=1, max=500), SEARCHABLE],
-        **doc(
-            'Words (all must match), "quoted phrases" (words in this order), prefix* queries; '
-            "case-insensitive.",
-            '"partial mobilisation" dagestan',
-        ),
     )
-    type = TypeList(
+    type = NameList(
         DOC_TYPES,
+        "type",
         **doc(f"Only these types, comma-separated: {', '.join(DOC_TYPES)}.", "event,article"),
     )
     page_size = _page_size()
     cursor = OffsetCursor(
-        **doc("Opaque position from the `next` or `prev` link of a page of hits.", "eyJvIjo1MH0")
+        **doc("Opaque position from the `next` or `prev` link of a page of hits.", encode_offset(1))
     )
     format = _format()
 
-    @ma.validates_schema
-    def check_paging(self, data, **kwargs):
-        ListQuerySchema.check_paging(self, data)
-
 
 class TimelineQuerySchema(FactFilterSchema, ListQuerySchema):
-    type = TypeList(
+    list_name = "timeline"
+    order = [("date", False)]
+    cursor = _cursor(list_name, "date", ["2022-01-01", "event-russia-invades-ukraine-2022"])
+    type = NameList(
         tuple(COLLECTIONS),
+        "type",
         **doc(f"Only these types, comma-separated: {', '.join(COLLECTIONS)}.", "decree,event"),
     )
+
+
+class UndatedQuerySchema(TimelineQuerySchema):
+    """The records without a usable date: date filters, which match none, have no example."""
+
+    list_name = "undated"
+    order = [("type", False)]
+    cursor = _cursor(list_name, "type", ["campaign", "campaign-kremlin-recruitment-videos"])
+    date_from = _date_filter(end=False, example=None)
+    date_to = _date_filter(end=True, example=None)
 
 
 class ExportQuerySchema(Schema):
     format = ma.fields.String(
         load_default="ndjson",
         validate=ma.validate.OneOf(FORMATS),
-        **doc("Export format.", "ndjson", enum=list(FORMATS)),
+        **doc("Export format.", "json", enum=list(FORMATS)),
     )

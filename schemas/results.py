@@ -59,7 +59,9 @@ class TimelineEntrySchema(Schema):
         lambda fact: bool(fact.contradicts),
         **doc("True when another record contradicts this one.", False),
     )
-    url = ma.fields.Function(_url, **doc("Link to the record.", "/api/v1/events/event-x"))
+    url = ma.fields.Function(
+        _url, **doc("Link to the record.", "/api/v1/events/event-protesters-detained")
+    )
 
 
 class SearchHitSchema(Schema):
@@ -67,7 +69,9 @@ class SearchHitSchema(Schema):
         **doc("What matched: an article or a record type.", "event", enum=list(DOC_COLLECTIONS))
     )
     id = ma.fields.String(**doc("Id of the article or record.", "event-dagestan-protests"))
-    title = ma.fields.String(**doc("Its title.", "Most prominent anti-mobilisation protests"))
+    title = ma.fields.String(
+        **doc("Its title.", "Most prominent anti-mobilisation protests in Dagestan")
+    )
     score = ma.fields.Float(
         **doc("Relevance, higher is better; comparable only within one response.", 11.33)
     )
@@ -77,7 +81,9 @@ class SearchHitSchema(Schema):
             "The most prominent anti-mobilisation <mark>protests</mark> took place in …",
         )
     )
-    url = ma.fields.Function(_url, **doc("Link to the article or record.", "/api/v1/events/x"))
+    url = ma.fields.Function(
+        _url, **doc("Link to the article or record.", "/api/v1/events/event-dagestan-protests")
+    )
 
 
 class FactExportSchema(FactSchema):

@@ -1,10 +1,19 @@
 """Small helpers shared by the tests."""
 
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
+from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
 from schemas.facts import COLLECTIONS
 
@@ -32,3 +41,40 @@ def shipped_records(data_dir: Path) -> dict[str, list[dict]]:
         COLLECTIONS[fact_type]: yaml.safe_load((data_dir / name).read_text(encoding="utf-8")) or []
         for fact_type, name in FACT_FILES.items()
     }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(url: str, log: Path, workers: int = 1, **env: str) -> Iterator[int]:
+    """gunicorn with the shipped gunicorn.conf.py, as `make run` starts it: its port, once
+    /healthz answers. Its output goes to `log`."""
+    port = free_port()
+    environ = {**os.environ, "DATABASE_URL": url, "PORT": str(port)}
+    environ.update(WEB_CONCURRENCY=str(workers), **env)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "api:create_app()"],
+            cwd=PROJECT_DIR,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).close()
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -57,8 +57,8 @@ def test_unknown_article_is_a_json_404(client):
     for url in ("/api/v1/articles/no-such-article", "/api/v1/articles/no-such-article/facts"):
         response = client.get(url)
         assert response.status_code == 404
-        assert response.json["code"] == 404
-        assert "no-such-article" in response.json["message"]
+        assert response.json["status"] == 404
+        assert "no-such-article" in response.json["detail"]
 
 
 def test_pages_of_one_cover_every_article_once(client):

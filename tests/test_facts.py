@@ -38,8 +38,9 @@ def test_detail_matches_the_curated_record(client, collection):
 def test_unknown_id_is_a_json_404(client, collection):
     response = client.get(f"/api/v1/{collection}/no-such-record")
     assert response.status_code == 404
-    assert response.json["status"] == "Not Found"
-    assert "no-such-record" in response.json["message"]
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 404 and response.json["title"] == "Not Found"
+    assert "no-such-record" in response.json["detail"]
 
 
 def test_a_record_is_not_served_under_another_type(client):
@@ -116,7 +117,7 @@ def test_bad_arguments_are_refused_naming_the_parameter(client, query, field):
     assert response.status_code in (400, 422)
     assert response.is_json
     assert field in response.json["errors"]["query"]
-    assert response.json["message"]
+    assert response.json["detail"]
 
 
 def test_etag_answers_304_when_unchanged(client):

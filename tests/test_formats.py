@@ -174,4 +174,13 @@ def test_matching_conditional_get_reads_no_records(loaded_app, client):
         assert fetch(client, url, headers={"If-None-Match": etag}).status_code == 304
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert len(statements) == 1 and "dataset_state" in statements[0]
+    queries = [s for s in statements if s != "BEGIN"]  # SQLite's snapshot (api/db.py)
+    assert len(queries) == 1 and "dataset_state" in queries[0]
+
+
+@pytest.mark.parametrize("url", ["/api/v1/export", "/api/v1/events?format=csv"])
+def test_streams_give_their_database_connection_back(loaded_app, client, url):
+    pool = loaded_app.extensions["db"].kw["bind"].pool
+    for _ in range(3):
+        assert fetch(client, url).status_code == 200
+    assert pool.checkedout() == 0

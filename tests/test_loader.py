@@ -1,8 +1,15 @@
 """`flask data load`: idempotent, and all or nothing."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 from sqlalchemy import create_engine, inspect, text
+
+from api.config import PROJECT_DIR
 
 from .conftest import load
 from .helpers import shipped_records
@@ -114,3 +121,34 @@ def test_refused_load_into_a_new_database_creates_nothing(backend, new_app, data
     result = load(app, data_copy)
     assert result.exit_code == 1
     assert snapshot(url) == {}
+
+
+def flask_cli(url: str, *args: str) -> subprocess.Popen:
+    """`flask --app api ARGS` in a process of its own, as an operator would run it."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "flask"), "--app", "api", *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DATABASE_URL": url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_concurrent_loads_into_an_empty_database_both_succeed(backend, new_database):
+    url = new_database(backend)
+    runs = [flask_cli(url, "data", "load") for _ in range(2)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert sorted(o.split(".")[0] for o in outputs) == ["Already up to date", "Loaded"], outputs
+
+
+def test_an_unreachable_database_is_one_clear_line(tmp_path):
+    (tmp_path / "a-file").touch()
+    for url in ("postgresql://127.0.0.1:9/none", f"sqlite:///{tmp_path}/a-file/x.db"):
+        for command in (["data", "load"], ["db", "upgrade"]):
+            run = flask_cli(url, *command)
+            output = run.communicate(timeout=60)[0]
+            assert run.returncode == 1, output
+            assert "Traceback" not in output
+            assert output.startswith("Database error (") and output.count("\n") == 1, output

@@ -1,28 +1,14 @@
 """The real server: gunicorn with the shipped gunicorn.conf.py, as `make run` starts it."""
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from api.config import PROJECT_DIR
-
-from .conftest import DATA_DIR, load
-from .helpers import shipped_records
-
-GUNICORN = Path(sys.executable).parent / "gunicorn"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import DATA_DIR, dispose, load, make_app
+from .helpers import gunicorn, shipped_records
 
 
 def fetch(port: int, path: str) -> tuple[int, bytes]:
@@ -30,35 +16,20 @@ def fetch(port: int, path: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-@pytest.fixture
-def server(new_app, tmp_path):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
     """gunicorn serving a database loaded with the shipped dataset: (port, log path)."""
-    app, url = new_app("sqlite")
+    tmp_path = tmp_path_factory.mktemp("server")
+    url = f"sqlite:///{tmp_path / 'facts.sqlite3'}"
+    app = make_app(url)
     assert load(app).exit_code == 0
-    port, log = free_port(), tmp_path / "gunicorn.log"
-    env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "WEB_CONCURRENCY": "1"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(GUNICORN), "api:create_app()"],  # reads ./gunicorn.conf.py
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                fetch(port, "/healthz")
-                break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+    dispose(app)
+    log = tmp_path / "gunicorn.log"
+    # Where gunicorn would put its default control socket, shared by every instance.
+    home = {"HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}
+    with gunicorn(url, log, **home) as port:
         yield port, log
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        assert not list(tmp_path.glob("**/gunicorn.ctl")), "a shared control socket was made"
 
 
 def test_gunicorn_serves_pages_and_exports_with_the_shipped_config(server):
@@ -79,4 +50,55 @@ def test_gunicorn_serves_pages_and_exports_with_the_shipped_config(server):
     assert len(exported) == sum(len(rows) for rows in records.values())
 
     text = log.read_text()
-    assert "Traceback" not in text and "[ERROR]" not in text, text
+    levels = {json.loads(line)["level"] for line in text.splitlines()}  # every line is JSON
+    assert "Traceback" not in text and levels <= {"INFO", "WARNING"}, text
+
+
+def raw(port: int, request: bytes, timeout: float = 10) -> tuple[int, dict, bytes]:
+    """Send bytes as they are (no client library tidies them up); status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GET /api/v1/events?q=" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+        (b"\x16\x03\x01 garbage\r\n\r\n", 400),
+        (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    ],
+)
+def test_the_servers_own_errors_are_problem_json(server, request_bytes, status):
+    port, _ = server
+    code, headers, body = raw(port, request_bytes)
+    assert code == status
+    assert headers["content-type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+
+
+def test_idle_and_half_open_clients_do_not_hold_up_others(server):
+    port, _ = server  # one worker
+    held = []
+    try:
+        for index in range(100):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if index % 2:  # half-open: headers begun, never finished
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            held.append(sock)
+        for _ in range(10):
+            started = time.monotonic()
+            status, _ = fetch(port, "/healthz")
+            assert status == 200
+            assert time.monotonic() - started < 1
+    finally:
+        for sock in held:
+            sock.close()

@@ -1,6 +1,6 @@
 """HTTP resources. The order of BLUEPRINTS fixes the order of tags in the spec."""
 
-from . import actors, articles, export, facts, searching, timeline
+from . import actors, articles, export, facts, operations, searching, timeline
 
 BLUEPRINTS = (
     articles.blp,
@@ -10,3 +10,5 @@ BLUEPRINTS = (
     timeline.blp,
     export.blp,
 )
+# Outside /api/v1: not part of the versioned contract.
+UNVERSIONED = (operations.blp,)

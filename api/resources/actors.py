@@ -3,7 +3,7 @@
 from flask.views import MethodView
 
 from schemas.actors import ActorDetailSchema, ActorSchema
-from schemas.queries import ActorQuerySchema
+from schemas.queries import ActorQuerySchema, DetailQuerySchema
 
 from .. import store
 from ..db import db
@@ -35,10 +35,14 @@ class ActorList(MethodView):
         )
 
 
-@blp.route("/<actor_id>", parameters=[path_parameter("actor_id", "Actor id.", "vladimir-putin")])
+@blp.route(
+    "/<slug:actor_id>", parameters=[path_parameter("actor_id", "Actor id.", "vladimir-putin")]
+)
 class ActorDetail(MethodView):
+    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
     @blp.etag
     @blp.response(200, ActorDetailSchema)
+    @blp.alt_response(404, "NOT_FOUND")
     @blp.doc(operationId="getActor")
     def get(self, actor_id: str):
         """Get one actor

@@ -4,7 +4,7 @@ from flask.views import MethodView
 
 from schemas.articles import ArticleDetailSchema, ArticleSchema
 from schemas.facts import COLLECTIONS, FactsByTypeSchema
-from schemas.queries import ArticleQuerySchema
+from schemas.queries import ArticleQuerySchema, DetailQuerySchema
 
 from .. import store
 from ..db import db
@@ -37,10 +37,12 @@ class ArticleList(MethodView):
         )
 
 
-@blp.route("/<article_id>", parameters=[ARTICLE_ID])
+@blp.route("/<slug:article_id>", parameters=[ARTICLE_ID])
 class ArticleDetail(MethodView):
+    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
     @blp.etag
     @blp.response(200, ArticleDetailSchema)
+    @blp.alt_response(404, "NOT_FOUND")
     @blp.doc(operationId="getArticle")
     def get(self, article_id: str):
         """Get one article
@@ -53,10 +55,12 @@ class ArticleDetail(MethodView):
         return article
 
 
-@blp.route("/<article_id>/facts", parameters=[ARTICLE_ID])
+@blp.route("/<slug:article_id>/facts", parameters=[ARTICLE_ID])
 class ArticleFacts(MethodView):
+    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
     @blp.etag
     @blp.response(200, FactsByTypeSchema)
+    @blp.alt_response(404, "NOT_FOUND")
     @blp.doc(operationId="listArticleFacts")
     def get(self, article_id: str):
         """List every record citing an article

@@ -8,6 +8,7 @@ from schemas.queries import (
     CampaignQuerySchema,
     DecreeFacetQuerySchema,
     DecreeQuerySchema,
+    DetailQuerySchema,
     EventFacetQuerySchema,
     EventQuerySchema,
     PenaltyFacetQuerySchema,
@@ -96,10 +97,12 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
     example_id = schema._declared_fields["id"].metadata["example"]
     fact_id = path_parameter("fact_id", f"Id of the {fact_type}.", example_id)
 
-    @blp.route("/<fact_id>", parameters=[fact_id])
+    @blp.route("/<slug:fact_id>", parameters=[fact_id])
     class FactDetail(MethodView):
+        @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
         @blp.etag
         @blp.response(200, schema)
+        @blp.alt_response(404, "NOT_FOUND")
         @blp.doc(
             operationId=f"get{singular}",
             summary=f"Get one {fact_type}",

@@ -27,7 +27,7 @@ def respond(stmt: Select, sorts, order, page_size, cursor, schema, name: str):
         )
     except store.InvalidCursor as error:
         abort(HTTPStatus.UNPROCESSABLE_ENTITY, errors={"query": {"cursor": [str(error)]}})
-    return one_page(schema, page.items, page_headers(page, order), fmt, name)
+    return one_page(schema, page.items, page_headers(page, order, name), fmt, name)
 
 
 def one_page(schema, items, headers: dict[str, str], fmt: str, name: str):

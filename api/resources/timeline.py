@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from schemas.queries import TimelineQuerySchema
+from schemas.queries import TimelineQuerySchema, UndatedQuerySchema
 from schemas.results import TimelineEntrySchema
 
 from .. import store
@@ -16,7 +16,6 @@ blp = Blueprint(
     url_prefix="/timeline",
     description="Records of every type in the order they happened.",
 )
-CHRONOLOGICAL = [("date", False)]
 
 
 @blp.route("")
@@ -37,7 +36,7 @@ class Timeline(MethodView):
         return listing.respond(
             stmt,
             store.FACT_SORTS,
-            CHRONOLOGICAL,
+            TimelineQuerySchema.order,
             page_size,
             cursor,
             TimelineEntrySchema(),
@@ -47,7 +46,7 @@ class Timeline(MethodView):
 
 @blp.route("/undated")
 class UndatedRecords(MethodView):
-    @blp.arguments(TimelineQuerySchema, location="query", as_kwargs=True)
+    @blp.arguments(UndatedQuerySchema, location="query", as_kwargs=True)
     @blp.etag
     @blp.list_response(TimelineEntrySchema)
     @blp.doc(operationId="timelineUndated")
@@ -61,7 +60,7 @@ class UndatedRecords(MethodView):
         return listing.respond(
             stmt,
             store.FACT_SORTS,
-            [("type", False)],
+            UndatedQuerySchema.order,
             page_size,
             cursor,
             TimelineEntrySchema(),
