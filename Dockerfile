@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
-# Conscription Facts API: the embedded SQLite database is built from data/ at image build time.
-# Python 3.12+: CPython 3.11 crashes in its garbage collector under this workload (a CPython bug).
-FROM python:3.12-slim
+# Conscription Facts API: gunicorn with gevent workers on Python 3.12, as an unprivileged user.
+# The SQLite database is built from data/ at build time (a dataset that fails its check fails
+# the build); docker/boot.sh migrates and loads at every start, so a PostgreSQL DATABASE_URL
+# or an empty volume at /app/var works too.
+FROM python:3.12.8-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -14,20 +16,31 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WEB_CONCURRENCY=2
 
 WORKDIR /app
-RUN useradd --system --create-home --uid 10001 app
+RUN useradd --system --no-log-init --create-home --uid 10001 app
 
-# Dependencies first, so that code and data changes reuse this layer.
-COPY pyproject.toml README.md gunicorn.conf.py ./
+# The pinned dependencies alone, read from pyproject.toml: this layer is rebuilt when they
+# change, not with every change to the code or the data.
+COPY pyproject.toml ./
+RUN python -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; open("/tmp/requirements.txt", "w").write("\n".join(deps) + "\n")' \
+    && pip install --requirement /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The code, installed without its dependencies (they are in the layer above). gunicorn and
+# flask run from /app, so they import the package from here and read gunicorn.conf.py.
+COPY LICENSE README.md gunicorn.conf.py ./
 COPY api ./api
 COPY schemas ./schemas
-RUN pip install .
+RUN pip install --no-deps . \
+    && rm -rf build ./*.egg-info
+COPY --chmod=755 docker/boot.sh ./docker/boot.sh
 
 COPY data ./data
-RUN flask --app api data load && chown -R app:app /app/var
-
+RUN mkdir var && chown app:app var
 USER 10001
+RUN flask --app api data load
+
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=2)"]
-# gunicorn.conf.py reads HOST, PORT and WEB_CONCURRENCY; pass a PostgreSQL DATABASE_URL at run time.
-CMD ["gunicorn", "api:create_app()"]
+# Migrate, load data/ unless LOAD_DATA=0, then exec gunicorn (HOST, PORT, WEB_CONCURRENCY).
+CMD ["/app/docker/boot.sh"]
