@@ -37,8 +37,18 @@ def database_unavailable(error: DBAPIError):
     return unavailable("The database is unavailable or not ready; try again later (see /readyz).")
 
 
+def to_the_docs() -> Response:
+    """A bare redirect: no body (werkzeug's redirect() writes an HTML page)."""
+    response = Response(status=302, headers={"Location": DOCS})
+    del response.headers["Content-Type"]
+    return response
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
+    # Set before any route is added: a doubled slash is a 404 like any unknown path, not a
+    # redirect to a URL built from the Host header, with an HTML body.
+    app.url_map.merge_slashes = False
     app.config.from_object(Config)
     if test_config:
         app.config.update(test_config)
@@ -69,8 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             static_url_path=f"{API_PREFIX}/docs/assets",
         )
     )
-    # A bare redirect: no HTML body (werkzeug's redirect() writes one).
-    app.add_url_rule("/", "index", lambda: Response(status=302, headers={"Location": DOCS}))
+    app.add_url_rule("/", "index", to_the_docs)
 
     app.extensions["smorest_api"] = api
     register_commands(app)

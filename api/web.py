@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 from flask import Flask, Response, request
 from flask_cors import CORS
+from flask_smorest import abort
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # What browsers on other origins may read of a response, and send with a write.
@@ -30,8 +31,6 @@ def init_app(app: Flask) -> None:
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
-    # A doubled slash is a 404 like any unknown path, not a redirect with an HTML body.
-    app.url_map.merge_slashes = False
     origins = app.config["CORS_ORIGINS"]
     CORS(
         app,
@@ -44,7 +43,15 @@ def init_app(app: Flask) -> None:
         send_wildcard=True,
         vary_header=True,
     )
+    app.before_request(_require_host)
     app.after_request(_conventions)
+
+
+def _require_host():
+    """HTTP/1.1 requires a Host header (RFC 9112 3.2); gunicorn lets a request without pass."""
+    environ = request.environ
+    if environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and not environ.get("HTTP_HOST"):
+        abort(HTTPStatus.BAD_REQUEST, message="An HTTP/1.1 request needs a Host header.")
 
 
 def _conventions(response: Response) -> Response:

@@ -74,6 +74,7 @@ def raw(port: int, request: bytes, timeout: float = 10) -> tuple[int, dict, byte
         (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
         (b"\x16\x03\x01 garbage\r\n\r\n", 400),
         (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400),  # no Host
     ],
 )
 def test_the_servers_own_errors_are_problem_json(server, request_bytes, status):
