@@ -235,7 +235,7 @@ def _if_none_match_tags() -> set[str]:
     flask-compress marks the tags of compressed bodies "<tag>:gzip": that is the same tag.
     """
     tags = request.if_none_match.as_set(include_weak=True)
-    return {tag.split(":")[0] for tag in tags}
+    return {tag.split(":")[0] for tag in tags if tag}  # "" is no tag
 
 
 def page_headers(page: Page, order: list[tuple[str, bool]], list_name: str) -> dict[str, str]:

@@ -127,3 +127,28 @@ def test_a_database_lost_after_the_answer_does_not_spoil_it(client, monkeypatch)
 @pytest.mark.parametrize("url", ["/healthz?x=1", "/readyz?verbose=true", "/metrics?name=x"])
 def test_operations_refuse_parameters_they_do_not_take(client, url):
     assert assert_problem(client.get(url), 422)["errors"]["query"]
+
+
+@pytest.mark.parametrize("header", ['""', '"", ""', 'W/""', '"", W/""', 'W/"x", "y"', "*"])
+def test_odd_if_none_match_headers_are_no_error(client, header):
+    response = client.get("/api/v1/events?page_size=2", headers={"If-None-Match": header})
+    assert response.status_code == (304 if header == "*" else 200)
+
+
+def test_bad_arguments_win_over_a_matching_etag(client):
+    response = client.get("/api/v1/events?page_size=0", headers={"If-None-Match": "*"})
+    assert response.status_code == 422
+
+
+def test_star_does_not_hide_a_missing_record(client):
+    response = client.get("/api/v1/events/no-such-event", headers={"If-None-Match": "*"})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/events?q=%C2%B1%00", "/api/v1/timeline?q=--", "/api/v1/search?q=%21%21"]
+)
+def test_text_without_words_is_refused(client, url):
+    response = client.get(url)
+    assert response.status_code == 422
+    assert "q" in response.json["errors"]["query"]
