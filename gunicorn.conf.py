@@ -17,7 +17,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gevent"
 worker_connections = 1000
 # With gevent the timeout only catches a worker that stops reporting, not a long request:
-# exports yield between chunks (api/formats.py), so a streaming worker keeps reporting.
+# streams yield after every record (api/formats.py), so a streaming worker keeps reporting.
 timeout = 30
 keepalive = 5
 # The longest request line gunicorn allows; anything longer is a JSON 414 (below).

@@ -184,7 +184,7 @@ def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: O
     ]
     stmt = stmt.options(*_LOADING.get(_entity(stmt), ()))
     try:
-        yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=500))
+        yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=100))
     finally:
         # The request's teardown closed the session before the stream began: reading rows
         # reopened it, and only the stream's end can give the connection back.
