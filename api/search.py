@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Select, column, delete, func, literal_column, select, table, text
+from sqlalchemy import Select, column, delete, false, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
 from .models import Article, Fact, SearchDocument
@@ -23,10 +23,6 @@ def tokenize(value: str) -> list[str]:
     return _TOKEN.findall(value.lower())
 
 
-class QueryError(ValueError):
-    """A search query with nothing to search for."""
-
-
 @dataclass(frozen=True)
 class Term:
     tokens: tuple[str, ...]  # several tokens: a phrase, matched in order
@@ -34,14 +30,13 @@ class Term:
 
 
 def parse_query(query: str) -> list[Term]:
+    """The query's terms; none when it has no word (`€`, `😍`): such a query matches nothing."""
     terms = []
     for phrase, word in _QUERY_PART.findall(query):
         prefix = bool(word) and word.endswith("*")
         tokens = tuple(tokenize(phrase or word))
         if tokens:
             terms.append(Term(tokens, prefix))
-    if not terms:
-        raise QueryError("Give at least one word to search for.")
     return terms
 
 
@@ -103,7 +98,10 @@ def _count(session: Session, dialect: str, terms: list[Term], doc_types: list[st
 
 def matching_ids(dialect: str, query: str, doc_types: list[str]) -> Select:
     """Ids of the documents of these types that match the query (the lists' `q` filter)."""
-    return _matching(dialect, parse_query(query), doc_types).with_only_columns(
+    terms = parse_query(query)
+    if not terms:
+        return select(SearchDocument.doc_id).where(false())
+    return _matching(dialect, terms, doc_types).with_only_columns(
         SearchDocument.doc_id, maintain_column_froms=False
     )
 
@@ -126,6 +124,8 @@ def search(
     then read whole, for their titles and snippets.
     """
     terms = parse_query(query)
+    if not terms:
+        return [], 0
     dialect = session.get_bind().dialect.name
     stmt = _matching(dialect, terms, types)
     if dialect != "sqlite":  # counted in the same pass over the matches as the ranking

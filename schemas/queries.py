@@ -2,8 +2,7 @@
 
 A documented `pattern` is what the server checks, written so that it means the same in Python
 and in ECMA-262 (JSON Schema's dialect, and Swagger UI's, which compiles it without the `u`
-flag): a request whose arguments match the spec is not refused for their form. Only `q`'s is
-looser than the server (see SEARCHABLE).
+flag): a request whose arguments match the spec is not refused for their form.
 """
 
 import base64
@@ -320,11 +319,11 @@ class ActorQuerySchema(ListQuerySchema):
 
 FACT_SORTS = ("id", "date", "kind", "title", "updated_at")
 
-# What full-text search can use: a letter or digit (api.search tokenises alike). No regex that
-# Python and ECMA-262 read alike can name Unicode's letters, so the documented pattern asks for
-# less: a character that is not ASCII punctuation, a control or white space.
-SEARCHABLE = re.compile(r"[^\W_]")
+# Full-text search needs a letter or digit, but no regex that Python and ECMA-262 read alike can
+# name Unicode's letters: the pattern, checked as documented, asks for a character that is not
+# ASCII punctuation, a control or white space. A q without a word (`€`) then matches nothing.
 SEARCHABLE_PATTERN = r"[^\s\x00-\x2F\x3A-\x40\x5B-\x60\x7B-\x7F]"
+SEARCHABLE = re.compile(SEARCHABLE_PATTERN)
 
 
 def _searchable(text: str) -> None:
@@ -336,7 +335,8 @@ def search_text(description: str, example: str, **kwargs) -> ma.fields.String:
     return ma.fields.String(
         validate=[ma.validate.Length(min=1, max=500), _searchable],
         **doc(
-            f"{description} At least one letter or digit; case-insensitive.",
+            f"{description} Case-insensitive; text without a letter or digit (`€`) matches "
+            "nothing, text of ASCII punctuation alone (`--`) is refused.",
             example,
             pattern=SEARCHABLE_PATTERN,
         ),

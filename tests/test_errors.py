@@ -145,10 +145,18 @@ def test_star_does_not_hide_a_missing_record(client):
     assert response.status_code == 404
 
 
-@pytest.mark.parametrize(
-    "url", ["/api/v1/events?q=%C2%B1%00", "/api/v1/timeline?q=--", "/api/v1/search?q=%21%21"]
-)
-def test_text_without_words_is_refused(client, url):
+@pytest.mark.parametrize("url", ["/api/v1/timeline?q=--", "/api/v1/search?q=%21%21%00"])
+def test_text_of_ascii_punctuation_alone_is_refused(client, url):
     response = client.get(url)
     assert response.status_code == 422
     assert "q" in response.json["errors"]["query"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/events?q=%C2%B1%00", "/api/v1/search?q=%E2%82%AC", "/api/v1/search?q=%F0%9F%98%8D"],
+)
+def test_text_without_a_word_is_valid_and_matches_nothing(client, url):
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.json == [] and response.headers["X-Total-Count"] == "0"

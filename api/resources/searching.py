@@ -1,9 +1,6 @@
 """Full-text search across every record type and the article texts."""
 
-from http import HTTPStatus
-
 from flask.views import MethodView
-from flask_smorest import abort
 
 from schemas.queries import SearchQuerySchema, encode_offset
 from schemas.results import SearchHitSchema
@@ -40,10 +37,7 @@ class Search(MethodView):
         fmt = response_format()
         everything = fmt != "json" and page_size is None and not cursor
         size = None if everything else page_size or Config.DEFAULT_PAGE_SIZE
-        try:
-            hits, total = search.search(session, q, type, size, cursor)
-        except search.QueryError as error:
-            abort(HTTPStatus.UNPROCESSABLE_ENTITY, errors={"query": {"q": [str(error)]}})
+        hits, total = search.search(session, q, type, size, cursor)
         if everything:
             return formats.streamed(SearchHitSchema(), hits, fmt, "search")
         links = [("first", None)]
