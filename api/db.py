@@ -28,7 +28,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
             # Opened read-write, never created: a missing file is an error (503), not a new,
-            # empty database. `flask db upgrade` and `data load` create it (cli.py).
+            # empty database. `flask db upgrade` and `data load` create it (migrate.py).
             parsed = parsed.set(database=f"file:{parsed.database}").update_query_dict(
                 {"mode": "rw", "uri": "true"}
             )
