@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+import run  # bench/run.py: held_connections
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 VENV_BIN = PROJECT_DIR / ".venv" / "bin"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -1467,13 +1469,7 @@ def attribute(server: Server, tally: Tally, budget: float = 40, hangs: int = 3) 
 
 def slow_clients(port: int, tally: Tally) -> dict:
     """50 half-open and 50 idle connections held while /healthz is timed 20 times."""
-    held = []
-    try:
-        for i in range(100):
-            sock = socket.create_connection((LOCALHOST, port), timeout=5)
-            if i < 50:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Partial: ")
-            held.append(sock)
+    with run.held_connections(port, partial=50, idle=50) as answered_or_closed:
         time.sleep(0.5)
         latencies = []
         for _ in range(20):
@@ -1486,18 +1482,7 @@ def slow_clients(port: int, tally: Tally) -> dict:
             if response.seconds > SLOW_LIMIT:
                 kinds.append("slow clients: /healthz over 1 s")
             tally.record(probe, response, kinds)
-        closed = 0
-        for sock in held:
-            sock.setblocking(False)
-            try:
-                closed += sock.recv(1) == b""
-            except BlockingIOError:
-                pass
-            except OSError:
-                closed += 1
-    finally:
-        for sock in held:
-            sock.close()
+        closed = answered_or_closed()
     return {
         "max_seconds": round(max(latencies), 3),
         "median_seconds": round(sorted(latencies)[len(latencies) // 2], 3),

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -85,6 +87,38 @@ def get(
         )
     finally:
         connection.close()
+
+
+@contextmanager
+def held_connections(port: int, partial: int, idle: int) -> Iterator[Callable[[], int]]:
+    """`partial` connections whose request headers never end and `idle` ones that send
+    nothing, held open to 127.0.0.1:port; yields a count of those the server has answered or
+    closed so far (a server that drops slow clients shows there)."""
+    held: list[socket.socket] = []
+
+    def answered_or_closed() -> int:
+        count = 0
+        for sock in held:
+            sock.setblocking(False)  # a socket with a timeout would wait for data first
+            try:
+                sock.recv(1, socket.MSG_PEEK)
+                count += 1  # an answer (an error) or the end of the stream
+            except BlockingIOError:
+                pass
+            except OSError:
+                count += 1
+        return count
+
+    try:
+        for index in range(partial + idle):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            if index < partial:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never end
+            held.append(sock)
+        yield answered_or_closed
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

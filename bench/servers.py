@@ -554,31 +554,13 @@ def slow_clients(
     port: int, partial: int, idle: int, probes: int, timeout: float, limit: float
 ) -> dict:
     """Hold half-sent and silent connections open; time /healthz on fresh connections."""
-    held: list[socket.socket] = []
     results: list[dict] = []
     deadline = time.monotonic() + limit
-    try:
-        for index in range(partial + idle):
-            sock = socket.create_connection((HOST, port), timeout=5)
-            if index < partial:
-                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # headers never end
-            held.append(sock)
+    with run.held_connections(port, partial, idle) as answered_or_closed:
         time.sleep(1)  # let the server accept them and start reading
         while len(results) < probes and time.monotonic() + timeout < deadline:
             results.append(probe_health(port, timeout))
-        closed = 0
-        for sock in held:  # what the server did with the held connections meanwhile
-            sock.setblocking(False)  # a socket with a timeout would wait for data first
-            try:
-                sock.recv(1, socket.MSG_PEEK)
-                closed += 1  # an answer (an error) or the end of the stream
-            except BlockingIOError:
-                pass
-            except OSError:
-                closed += 1
-    finally:
-        for sock in held:
-            sock.close()
+        closed = answered_or_closed()
     return {
         "partial": partial,
         "idle": idle,
