@@ -1,5 +1,6 @@
 """Conscription Facts API: the Flask application factory."""
 
+from http import HTTPStatus
 from pathlib import Path
 
 import flask_swagger_ui
@@ -9,12 +10,14 @@ from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from sqlalchemy.exc import DBAPIError
 
-from . import observability, web
+from schemas.writes import RECORD_COLLECTIONS
+
+from . import curation, observability, web
 from .cli import register_commands
 from .config import API_PREFIX, Config
 from .db import db
 from .resources import BLUEPRINTS, UNVERSIONED
-from .smorest import Api, SlugConverter, unavailable
+from .smorest import Api, SlugConverter, problem, unavailable
 
 SWAGGER_UI_ASSETS = Path(flask_swagger_ui.__file__).parent / "dist"
 DOCS = f"{API_PREFIX}/docs"
@@ -35,6 +38,29 @@ def database_unavailable(error: DBAPIError):
     current_app.logger.error("Database error: %s", str(error.orig).strip())
     observability.record_database_error()
     return unavailable("The database is unavailable or not ready; try again later (see /readyz).")
+
+
+def refused(error: curation.Refused):
+    """A write that breaks a rule, or a record that is not there: 4xx naming the problem."""
+    errors = {"errors": {"body": error.errors}} if error.errors else {}
+    return problem(error.status, error.detail, error.headers, **errors)
+
+
+def gone(error: curation.Gone):
+    """A deleted record: when, by whom and why, and where its history is."""
+    tombstone = error.tombstone
+    who = f" by {tombstone.token_name}" if tombstone.token_name else ""
+    why = f": {tombstone.summary}" if tombstone.summary else "."
+    collection = RECORD_COLLECTIONS[tombstone.record_type]
+    return problem(
+        HTTPStatus.GONE,
+        f"The {tombstone.record_type} {tombstone.record_id!r} was deleted on "
+        f"{tombstone.at.isoformat()}{who}{why}",
+        deleted_at=tombstone.at.isoformat(),
+        deleted_by=tombstone.token_name,
+        reason=tombstone.summary,
+        revisions_url=f"{API_PREFIX}/{collection}/{tombstone.record_id}/revisions",
+    )
 
 
 def to_the_docs() -> Response:
@@ -69,6 +95,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics_rule = next(app.url_map.iter_rules("metrics"))
     api.spec.path(rule=metrics_rule, operations=observability.METRICS_OPERATIONS)
     app.register_error_handler(DBAPIError, database_unavailable)
+    app.register_error_handler(curation.Refused, refused)
+    app.register_error_handler(curation.Gone, gone)
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from `flask --app api tokens create`; reads need none.",
+        },
+    )
 
     # Swagger UI's JavaScript and CSS come from a pinned package, never from a CDN.
     app.register_blueprint(

@@ -9,6 +9,7 @@ from flask import Flask, current_app
 from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError
 
+from .auth import ROLES, TokenError, create_token, list_tokens, revoke_token
 from .db import db
 from .migrate import exclusive, upgrade_database
 
@@ -57,10 +58,10 @@ def register_commands(app: Flask) -> None:
     @data_dir_option
     def data_check(data_dir: Path | None):
         """Check the dataset: verbatim citations, references, duplicates, coverage."""
-        from .dataset import check_dataset, read_dataset
+        from .dataset import check_dataset, coverage_problems, read_dataset
 
         dataset = read_dataset(data_dir or current_app.config["DATA_DIR"])
-        problems = check_dataset(dataset)
+        problems = check_dataset(dataset) + coverage_problems(dataset)
         for problem in problems:
             click.echo(str(problem), err=True)
         if problems:
@@ -73,10 +74,20 @@ def register_commands(app: Flask) -> None:
 
     @data_group.command("load")
     @data_dir_option
+    @click.option(
+        "--over-api-edits",
+        is_flag=True,
+        help="Also overwrite or delete records last changed through the API (as new revisions).",
+    )
     @reports_database_errors
-    def data_load(data_dir: Path | None):
-        """Migrate the schema, then make the database hold exactly the dataset (idempotent)."""
-        from .dataset import DatasetError, check_dataset, load_dataset, read_dataset
+    def data_load(data_dir: Path | None, over_api_edits: bool):
+        """Migrate the schema, then make the database hold the dataset (idempotent).
+
+        Every change is recorded as an "imported" revision. Records whose latest change was
+        made through the API are never silently reverted: the load is refused, unless
+        --over-api-edits applies the files' state over them, as new revisions.
+        """
+        from .dataset import DatasetError, LoadConflict, check_dataset, load_dataset, read_dataset
 
         dataset = read_dataset(data_dir or current_app.config["DATA_DIR"])
         try:
@@ -86,7 +97,7 @@ def register_commands(app: Flask) -> None:
             with exclusive():  # a concurrent load waits, then finds the data up to date
                 upgrade_database()
                 with db.transaction() as session:
-                    report = load_dataset(session, dataset)
+                    report = load_dataset(session, dataset, over_api_edits)
         except DatasetError as error:
             for problem in error.problems:
                 click.echo(str(problem), err=True)
@@ -95,7 +106,75 @@ def register_commands(app: Flask) -> None:
                 err=True,
             )
             sys.exit(1)
+        except LoadConflict as conflict:
+            click.echo(
+                f"Load refused: it would overwrite or delete {len(conflict.records)} record(s) "
+                f"last changed through the API: {', '.join(conflict.records)}. The database is "
+                "unchanged. Export the database first (`flask data export DIR`), or pass "
+                "--over-api-edits to apply the files' state as new revisions.",
+                err=True,
+            )
+            sys.exit(1)
         click.echo(f"Loaded. {report}" if report.changed else f"Already up to date. {report}")
+
+    @data_group.command("export")
+    @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+    @reports_database_errors
+    def data_export(out_dir: Path):
+        """Write the database into OUT_DIR in data/'s layout (YAML files and article texts)."""
+        from .dataset import export_dataset
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with db.transaction() as session:  # one consistent state, and no write meanwhile
+            counts = export_dataset(session, out_dir)
+        summary = ", ".join(f"{n} {name}" for name, n in counts.items())
+        click.echo(f"Exported {summary} to {out_dir}.")
+
+    @app.cli.group("tokens")
+    def tokens_group():
+        """Bearer tokens for writes: curators edit records, admins may also delete sources."""
+
+    @tokens_group.command("create")
+    @click.option("--name", required=True, help="Who holds it; shown in the revision history.")
+    @click.option("--role", type=click.Choice(sorted(ROLES)), default="curator", show_default=True)
+    @reports_database_errors
+    def tokens_create(name: str, role: str):
+        """Create a token; it is printed once, alone on the last line."""
+        try:
+            with db.transaction() as session:
+                token = create_token(session, name, role)
+        except TokenError as error:
+            click.echo(str(error), err=True)
+            sys.exit(1)
+        click.echo(f"Created {role} token {name!r}. It is shown only now; keep it secret:")
+        click.echo(token)
+
+    @tokens_group.command("list")
+    @reports_database_errors
+    def tokens_list():
+        """Every token: name, role, when created, when revoked (never the token itself)."""
+        with db.transaction() as session:
+            tokens = list_tokens(session)
+        if not tokens:
+            click.echo("No tokens.")
+        for token in tokens:
+            revoked = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
+            click.echo(
+                f"{token.name}\t{token.role}\tcreated {token.created_at:%Y-%m-%d %H:%M}\t{revoked}"
+            )
+
+    @tokens_group.command("revoke")
+    @click.argument("name")
+    @reports_database_errors
+    def tokens_revoke(name: str):
+        """Revoke a token: writes with it are refused (401) from now on."""
+        try:
+            with db.transaction() as session:
+                revoke_token(session, name)
+        except TokenError as error:
+            click.echo(str(error), err=True)
+            sys.exit(1)
+        click.echo(f"Revoked token {name!r}.")
 
     @app.cli.group("spec")
     def spec_group():

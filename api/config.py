@@ -35,6 +35,7 @@ class Config:
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES") or 0)
     # Origins whose browser pages may call the API (CORS), comma-separated; * for any.
     CORS_ORIGINS = _list(os.environ.get("CORS_ORIGINS") or "*")
+    MAX_CONTENT_LENGTH = 1024 * 1024  # a write's body: larger is refused, 413
     MAX_PAGE_SIZE = MAX_PAGE_SIZE
     DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
 

@@ -4,9 +4,10 @@ A load is all or nothing: the whole dataset is read and checked before anything 
 and the writes happen in one transaction. A dataset with any problem is refused.
 """
 
+import datetime as dt
 import hashlib
-import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,38 @@ from sqlalchemy.orm import Session
 
 from schemas.actors import ActorSchema
 from schemas.articles import ArticleSchema
-from schemas.common import date_bounds
-from schemas.facts import COLLECTIONS, FACT_SCHEMAS, FactSchema, detail_fields
+from schemas.facts import COLLECTIONS, FACT_SCHEMAS
 
-from . import search, store
-from .models import UNDATED, UNDATED_DESC, Actor, Article, Citation, Fact, FactActor, utcnow
+from . import records, store
+from .models import Actor, Article, Fact
 
 ARTICLES_FILE = "articles.yaml"
 ACTORS_FILE = "actors.yaml"
 FACT_FILES = {fact_type: f"{collection}.yaml" for fact_type, collection in COLLECTIONS.items()}
+# When each record was first stored and last changed, by collection and id: kept beside the
+# records so that a database loaded from an export shows the same times as the original.
+TIMESTAMPS_FILE = "timestamps.yaml"
+_OFFSETS = "Citation offsets are Python str (code point) offsets."
+HEADERS = {
+    ARTICLES_FILE: (
+        "# The source articles. `file` is the text, byte-for-byte as received; everything else is\n"
+        "# metadata, stated only as far as the text itself gives it. `title` is always ours "
+        "(a label\n"
+        "# for lists); `headline`, `outlet` and `byline` are null unless the text carries them."
+    ),
+    ACTORS_FILE: "# Actors (people, organisations, places, systems): see docs/dataset-review.md. "
+    + _OFFSETS,
+    FACT_FILES["decree"]: "# Decrees, laws, orders and policies: see docs/dataset-review.md. "
+    + _OFFSETS,
+    FACT_FILES["campaign"]: "# Call-ups, mobilisations and recruitment campaigns: see "
+    "docs/dataset-review.md. " + _OFFSETS,
+    FACT_FILES["penalty"]: "# Penalties for evading or refusing service: see "
+    "docs/dataset-review.md. " + _OFFSETS,
+    FACT_FILES["event"]: "# Events: statements, denials, protests, estimates, etc.: see "
+    "docs/dataset-review.md. " + _OFFSETS,
+    TIMESTAMPS_FILE: "# When each record was first stored and last changed (written by "
+    "`flask data export`).",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,8 @@ class Dataset:
     actors: dict[str, dict[str, Any]] = field(default_factory=dict)
     # fact id -> (type, record)
     facts: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # collection -> id -> {"created_at": datetime, "updated_at": datetime}
+    timestamps: dict[str, dict[str, dict]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -120,7 +146,26 @@ def read_dataset(data_dir: Path) -> Dataset:
                 dataset.problems.append(Problem(name, fact_id, "id already used by another record"))
                 continue
             dataset.facts[fact_id] = (fact_type, record)
+    dataset.timestamps = _read_timestamps(data_dir, dataset)
     return dataset
+
+
+def _read_timestamps(data_dir: Path, dataset: Dataset) -> dict[str, dict[str, dict]]:
+    path = data_dir / TIMESTAMPS_FILE
+    if not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return {
+            collection: {
+                record_id: {key: dt.datetime.fromisoformat(value) for key, value in times.items()}
+                for record_id, times in records_times.items()
+            }
+            for collection, records_times in raw.items()
+        }
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+        dataset.problems.append(Problem(TIMESTAMPS_FILE, "-", f"cannot read: {error}"))
+        return {}
 
 
 # The check ------------------------------------------------------------------------------------
@@ -143,118 +188,166 @@ def _stated_texts(record: dict[str, Any]):
     return walk({k: v for k, v in record.items() if k != "sources"}, "")
 
 
-def check_dataset(dataset: Dataset) -> list[Problem]:
-    """Every problem with the dataset: citations, references, duplicates, coverage."""
-    problems = list(dataset.problems)
-    facts = dataset.facts
-    cited_articles: set[str] = set()
-    involved_actors: set[str] = set()
-    by_citations: dict[tuple, list[str]] = defaultdict(list)
-
-    for fact_id, (fact_type, record) in facts.items():
-        name = FACT_FILES[fact_type]
-
-        def problem(message: str, name: str = name, fact_id: str = fact_id) -> None:
-            problems.append(Problem(name, fact_id, message))
-
-        for citation in record["sources"]:
-            article = dataset.articles.get(citation["article_id"])
-            quote = citation["quote"]
-            if article is None:
-                problem(f"cites unknown article {citation['article_id']!r} (quote {quote!r})")
-                continue
-            cited_articles.add(article["id"])
-            found = article["text"][citation["start"] : citation["end"]]
-            if found != quote:
-                problem(
-                    f"quote is not verbatim in article {article['id']!r} at "
-                    f"[{citation['start']}, {citation['end']}): "
-                    f"quote {quote!r}, text there {found!r}"
-                )
-        quotes = [citation["quote"] for citation in record["sources"]]
-        for where, text in _stated_texts(record):
-            if not any(text in quote for quote in quotes):
-                problem(f"{where} text {text!r} appears in none of the record's quotes")
-
-        for ref in record["actors"]:
-            involved_actors.add(ref["id"])
-            if ref["id"] not in dataset.actors:
-                problem(f"unknown actor {ref['id']!r}")
-        for other in record["contradicts"]:
-            if other == fact_id:
-                problem("contradicts itself")
-            elif other not in facts:
-                problem(f"contradicts unknown record {other!r}")
-            elif fact_id not in facts[other][1]["contradicts"]:
-                problem(f"contradicts {other!r}, which does not list it back")
-        for key, target_type, targets in (
-            ("decree", "decree", [record.get("decree")]),
-            ("act", "decree", [record.get("act")]),
-            ("cases", "event", record.get("cases", [])),
-        ):
-            for target in filter(None, targets):
-                if facts.get(target, ("", None))[0] != target_type:
-                    problem(f"{key} refers to {target!r}, which is not a known {target_type}")
-
-        spans = tuple(sorted((c["article_id"], c["start"], c["end"]) for c in record["sources"]))
-        by_citations[(fact_type, spans)].append(fact_id)
-
-    for (fact_type, _), ids in by_citations.items():
-        if len(ids) > 1:
+def record_problems(
+    fact_id: str,
+    record: dict[str, Any],
+    *,
+    article_text: Callable[[str], str | None],
+    actor_exists: Callable[[str], bool],
+    type_of: Callable[[str], str | None],
+) -> list[tuple[str, str]]:
+    """(field path, message) for every rule one fact record breaks, given lookups of what
+    it refers to: the rules of `data check` and of every write through the API."""
+    problems = []
+    for i, citation in enumerate(record["sources"]):
+        text = article_text(citation["article_id"])
+        quote = citation["quote"]
+        if text is None:
             problems.append(
-                Problem(
-                    FACT_FILES[fact_type], ids[0], f"duplicate fact: same citations as {ids[1:]}"
+                (
+                    f"sources[{i}].article_id",
+                    f"cites unknown article {citation['article_id']!r} (quote {quote!r})",
                 )
             )
-    for article_id in dataset.articles.keys() - cited_articles:
-        problems.append(Problem(ARTICLES_FILE, article_id, "no record cites this article"))
-    for actor_id in dataset.actors.keys() - involved_actors:
-        problems.append(Problem(ACTORS_FILE, actor_id, "no record involves this actor"))
+            continue
+        found = text[citation["start"] : citation["end"]]
+        if found != quote:
+            problems.append(
+                (
+                    f"sources[{i}].quote",
+                    f"quote is not verbatim in article {citation['article_id']!r} at "
+                    f"[{citation['start']}, {citation['end']}): "
+                    f"quote {quote!r}, text there {found!r}",
+                )
+            )
+    quotes = [citation["quote"] for citation in record["sources"]]
+    for where, text in _stated_texts(record):
+        if not any(text in quote for quote in quotes):
+            problems.append(
+                (f"{where}.text", f"{where} text {text!r} appears in none of the record's quotes")
+            )
+    seen_refs = set()
+    for i, ref in enumerate(record["actors"]):
+        if not actor_exists(ref["id"]):
+            problems.append((f"actors[{i}].id", f"unknown actor {ref['id']!r}"))
+        if (ref["id"], ref["role"]) in seen_refs:
+            problems.append(
+                (f"actors[{i}]", f"actor {ref['id']!r} is listed twice as {ref['role']}")
+            )
+        seen_refs.add((ref["id"], ref["role"]))
+    for i, other in enumerate(record["contradicts"]):
+        if other == fact_id:
+            problems.append((f"contradicts[{i}]", "contradicts itself"))
+        elif type_of(other) is None:
+            problems.append((f"contradicts[{i}]", f"contradicts unknown record {other!r}"))
+        elif other in record["contradicts"][:i]:
+            problems.append((f"contradicts[{i}]", f"{other!r} is listed twice"))
+    for key, target_type, targets in (
+        ("decree", "decree", [record.get("decree")]),
+        ("act", "decree", [record.get("act")]),
+        ("cases", "event", record.get("cases", [])),
+    ):
+        for i, target in enumerate(targets):
+            if target is not None and type_of(target) != target_type:
+                where = f"{key}[{i}]" if key == "cases" else key
+                problems.append(
+                    (where, f"{key} refers to {target!r}, which is not a known {target_type}")
+                )
     return problems
+
+
+def check_dataset(dataset: Dataset) -> list[Problem]:
+    """Every problem with the dataset: citations, references, duplicates."""
+    problems = list(dataset.problems)
+    facts = dataset.facts
+    by_citations: dict[tuple, list[str]] = defaultdict(list)
+
+    def article_text(article_id: str) -> str | None:
+        return dataset.articles.get(article_id, {}).get("text")
+
+    def type_of(fact_id: str) -> str | None:
+        return facts.get(fact_id, (None,))[0]
+
+    for fact_id, (fact_type, record) in facts.items():
+        found = record_problems(
+            fact_id,
+            record,
+            article_text=article_text,
+            actor_exists=dataset.actors.__contains__,
+            type_of=type_of,
+        )
+        problems += [Problem(FACT_FILES[fact_type], fact_id, message) for _, message in found]
+        for other in record["contradicts"]:
+            if other in facts and fact_id not in facts[other][1]["contradicts"]:
+                problems.append(
+                    Problem(
+                        FACT_FILES[fact_type],
+                        fact_id,
+                        f"contradicts {other!r}, which does not list it back",
+                    )
+                )
+        by_citations[citation_spans(record["sources"])].append(fact_id)
+
+    # One passage states one fact: two records citing the same passages, whatever their
+    # types, are one fact recorded twice, unless one is the decree the other refers to.
+    for ids in by_citations.values():
+        for i, fact_id in enumerate(ids):
+            twins = [
+                other
+                for other in ids[i + 1 :]
+                if not refers_to(facts[fact_id][1], other)
+                and not refers_to(facts[other][1], fact_id)
+            ]
+            if twins:
+                problems.append(
+                    Problem(
+                        FACT_FILES[facts[fact_id][0]],
+                        fact_id,
+                        f"duplicate fact: same citations as {twins}",
+                    )
+                )
+    return problems
+
+
+def refers_to(record: dict[str, Any], other_id: str) -> bool:
+    """Whether the record names the other as the decree that orders it or the act that sets
+    it: a decree and a penalty it sets may rest on the same sentence and be two facts."""
+    return other_id in (record.get("decree"), record.get("act"))
+
+
+def citation_spans(sources: list[dict[str, Any]]) -> tuple:
+    """What identifies a fact's evidence: the passages it cites, in any order."""
+    return tuple(sorted({(c["article_id"], c["start"], c["end"]) for c in sources}))
+
+
+def coverage_problems(dataset: Dataset) -> list[Problem]:
+    """Articles that no record cites and actors that none involves.
+
+    `data check` refuses them, as a review of data/; a load does not, since a database
+    curated through the API may hold an article that nothing cites yet.
+    """
+    cited = {c["article_id"] for _, record in dataset.facts.values() for c in record["sources"]}
+    involved = {ref["id"] for _, record in dataset.facts.values() for ref in record["actors"]}
+    return [
+        Problem(ARTICLES_FILE, article_id, "no record cites this article")
+        for article_id in sorted(dataset.articles.keys() - cited)
+    ] + [
+        Problem(ACTORS_FILE, actor_id, "no record involves this actor")
+        for actor_id in sorted(dataset.actors.keys() - involved)
+    ]
 
 
 # Loading ----------------------------------------------------------------------------------------
 
-
-def content_hash(record: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+LOAD_SUMMARY = "Loaded from data/ by `flask data load`."
 
 
-# Fields of every fact type that are columns of `facts` (the children are rows of their own).
-_FACT_COLUMNS = [
-    name
-    for name, field in FactSchema._declared_fields.items()
-    if not field.dump_only and name not in ("sources", "actors", "contradicts")
-]
+class LoadConflict(Exception):
+    """The load would overwrite or delete records whose latest change was made through the API."""
 
-
-def _fact_columns(record: dict[str, Any]) -> dict[str, Any]:
-    fact_type = record["type"]
-    schema = FACT_SCHEMAS[fact_type]
-    details = {key: record[key] for key in sorted(detail_fields(schema)) if key in record}
-    date_value = record["date"]
-    date_min, date_max = (
-        date_bounds(date_value["value"], date_value["precision"]) if date_value else (None, None)
-    )
-    common = {key: record[key] for key in _FACT_COLUMNS if key in record}
-    return {
-        **common,
-        "type": fact_type,
-        "details": details,
-        "date_min": date_min,
-        "date_max": date_max,
-        "date_sort": date_min or UNDATED,
-        "date_sort_desc": date_min or UNDATED_DESC,
-    }
-
-
-def _fact_children(fact: Fact, record: dict[str, Any]) -> None:
-    fact.sources = [Citation(position=i, **c) for i, c in enumerate(record["sources"])]
-    fact.actors = [
-        FactActor(position=i, actor_id=ref["id"], role=ref["role"])
-        for i, ref in enumerate(record["actors"])
-    ]
-    fact.contradicts = list(record["contradicts"])
+    def __init__(self, records: list[str]):
+        self.records = records
+        super().__init__(", ".join(records))
 
 
 @dataclass
@@ -280,66 +373,148 @@ class LoadReport:
 
 
 @dataclass
-class _Changes:
-    changed: list = field(default_factory=list)  # rows created or updated
-    stale: list = field(default_factory=list)  # rows no longer in the dataset
+class _Loader:
+    session: Session
+    changes: records.ChangeSet
+    timestamps: dict[str, dict[str, dict]]
+    over_api_edits: bool
+    report: LoadReport = field(default_factory=LoadReport)
+    conflicts: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.latest = records.last_versions(self.session)
+
+    def edited_through_api(self, record_type: str, record_id: str) -> bool:
+        latest = self.latest.get((record_type, record_id))
+        return latest is not None and latest[1] is not None
+
+    def sync(self, model, wanted: dict[str, dict], record_type, write) -> list:
+        """Create and update rows of `model` to match `wanted`; rows left over are returned."""
+        entity = model.__tablename__
+        existing = {row.id: row for row in self.session.scalars(select(model))}
+        for record_id, record in wanted.items():
+            kind = record_type(record)
+            row = existing.get(record_id)
+            if row is not None and row.content_hash == records.content_hash(record):
+                if (kind, record_id) not in self.latest:  # stored before history was kept
+                    self.changes.adopting(kind, row)
+                self.report.counts[entity, "unchanged"] += 1
+                continue
+            if row is None:
+                row = model(id=record_id, **self._times(entity, record_id))
+                last = self.latest.get((kind, record_id))  # a deleted record, loaded again
+                write(row, record)
+                self.changes.creating(kind, row, version=last[0] + 1 if last else 1)
+                self.report.counts[entity, "created"] += 1
+            else:
+                self._check_overwrite(kind, record_id)
+                self.changes.changing(kind, row)
+                write(row, record)
+                self.report.counts[entity, "updated"] += 1
+        return [row for record_id, row in existing.items() if record_id not in wanted]
+
+    def delete(self, record_type: str, row) -> None:
+        self._check_overwrite(record_type, row.id)
+        self.changes.deleting(record_type, row)
+        self.report.counts[row.__tablename__, "deleted"] += 1
+
+    def _check_overwrite(self, record_type: str, record_id: str) -> None:
+        if self.edited_through_api(record_type, record_id) and not self.over_api_edits:
+            self.conflicts.append(f"{record_type} {record_id}")
+
+    def _times(self, entity: str, record_id: str) -> dict:
+        times = self.timestamps.get(entity, {}).get(record_id, {})
+        return {key: times[key] for key in ("created_at", "updated_at") if key in times}
 
 
-def _sync(session: Session, model, wanted: dict[str, dict], columns, children, report) -> _Changes:
-    """Create and update rows of `model` to match `wanted`; rows left over are returned, stale."""
-    entity, changes = model.__tablename__, _Changes()
-    existing = {row.id: row for row in session.scalars(select(model))}
-    now = utcnow()
-    for record_id, record in wanted.items():
-        digest = content_hash(record)
-        row = existing.get(record_id)
-        if row is not None and row.content_hash == digest:
-            report.counts[entity, "unchanged"] += 1
-            continue
-        if row is None:
-            row = model(id=record_id, created_at=now)
-            session.add(row)
-            report.counts[entity, "created"] += 1
-        else:
-            report.counts[entity, "updated"] += 1
-        for key, value in columns(record).items():
-            setattr(row, key, value)
-        row.content_hash, row.updated_at = digest, now
-        if children:
-            children(row, record)
-        changes.changed.append(row)
-    changes.stale = [row for record_id, row in existing.items() if record_id not in wanted]
-    return changes
+def load_dataset(session: Session, dataset: Dataset, over_api_edits: bool = False) -> LoadReport:
+    """Make the database hold exactly the dataset, each change a revision ("imported").
 
-
-def load_dataset(session: Session, dataset: Dataset) -> LoadReport:
-    """Make the database hold exactly the dataset. The caller owns the transaction."""
+    A record whose latest revision was made through the API is not overwritten or deleted
+    unless `over_api_edits`: LoadConflict. The caller owns the transaction.
+    """
     problems = check_dataset(dataset)
     if problems:
         raise DatasetError(problems)
-    report = LoadReport()
-    articles = _sync(session, Article, dataset.articles, dict, None, report)
-    actors = _sync(session, Actor, dataset.actors, dict, None, report)
-    facts = _sync(
-        session,
+    changes = records.ChangeSet(session, summary=LOAD_SUMMARY, imported=True)
+    loader = _Loader(session, changes, dataset.timestamps, over_api_edits)
+    stale_articles = loader.sync(Article, dataset.articles, lambda _: "article", records.set_plain)
+    stale_actors = loader.sync(Actor, dataset.actors, lambda _: "actor", records.set_plain)
+    session.flush()
+    actors = {actor.id: actor for actor in session.scalars(select(Actor))}
+    stale_facts = loader.sync(
         Fact,
         {fact_id: {**record, "type": t} for fact_id, (t, record) in dataset.facts.items()},
-        _fact_columns,
-        _fact_children,
-        report,
+        lambda record: record["type"],
+        lambda row, record: records.set_fact(row, record, actors),
     )
     session.flush()
     # Facts go first: they are what cites articles and involves actors.
-    for row in facts.stale + articles.stale + actors.stale:
-        session.delete(row)
-        report.counts[row.__tablename__, "deleted"] += 1
-        session.flush()
-    search.reindex(
-        session,
-        [search.fact_document(f) for f in facts.changed]
-        + [search.article_document(a) for a in articles.changed],
-        [(f.type, f.id) for f in facts.stale] + [("article", a.id) for a in articles.stale],
-    )
-    if report.changed:
-        store.bump_revision(session)
-    return report
+    for row in stale_facts:
+        loader.delete(row.type, row)
+    for row in stale_articles:
+        loader.delete("article", row)
+    for row in stale_actors:
+        loader.delete("actor", row)
+    if loader.conflicts:
+        raise LoadConflict(loader.conflicts)
+    changes.commit()
+    return loader.report
+
+
+# Exporting --------------------------------------------------------------------------------------
+
+# The order of a fact's fields in data/: what it is, then what its type adds, then its evidence.
+_FACT_HEAD = ("id", "kind", "title", "summary", "date")
+_FACT_TAIL = ("actors", "contradicts", "sources", "notes")
+
+
+def _in_file_order(record: dict[str, Any]) -> dict[str, Any]:
+    head = {key: record[key] for key in _FACT_HEAD}
+    tail = {key: record[key] for key in _FACT_TAIL}
+    return {**head, **{k: v for k, v in record.items() if k not in head and k not in tail}, **tail}
+
+
+def _write_yaml(path: Path, header: str, content) -> None:
+    body = yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=100)
+    path.write_text(f"{header}\n{body}", encoding="utf-8")
+
+
+def export_dataset(session: Session, out_dir: Path) -> Counter:
+    """Write the database into `out_dir` in data/'s layout; `data load` reads it back."""
+    counts: Counter = Counter()
+    timestamps: dict[str, dict[str, dict]] = defaultdict(dict)
+
+    def stamp(collection: str, row) -> None:
+        timestamps[collection][row.id] = {
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+
+    articles = []
+    for article in session.scalars(select(Article).order_by(Article.id)):
+        text_path = out_dir / article.file
+        text_path.parent.mkdir(parents=True, exist_ok=True)
+        text_path.write_bytes(article.text.encode("utf-8"))
+        articles.append(records.file_form("article", article))
+        stamp("articles", article)
+    _write_yaml(out_dir / ARTICLES_FILE, HEADERS[ARTICLES_FILE], articles)
+    counts["articles"] = len(articles)
+
+    actors = []
+    for actor in session.scalars(select(Actor).order_by(Actor.id)):
+        actors.append(records.file_form("actor", actor))
+        stamp("actors", actor)
+    _write_yaml(out_dir / ACTORS_FILE, HEADERS[ACTORS_FILE], actors)
+    counts["actors"] = len(actors)
+
+    for fact_type, name in FACT_FILES.items():
+        collection = COLLECTIONS[fact_type]
+        facts = []
+        for fact in store.each_fact(session, fact_type):
+            facts.append(_in_file_order(records.file_form(fact_type, fact)))
+            stamp(collection, fact)
+        _write_yaml(out_dir / name, HEADERS[name], facts)
+        counts[collection] = len(facts)
+    _write_yaml(out_dir / TIMESTAMPS_FILE, HEADERS[TIMESTAMPS_FILE], dict(timestamps))
+    return counts

@@ -20,7 +20,10 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 
 
 def _begin_sqlite(connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A write takes SQLite's write lock at BEGIN: a deferred transaction that read first
+    # could not upgrade to writing once another writer had committed (SQLITE_BUSY).
+    writes = connection.get_execution_options().get("writes", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -54,6 +57,13 @@ class Database:
     def init_app(self, app: Flask) -> None:
         engine = make_engine(app.config["DATABASE_URL"])
         app.extensions["db"] = sessionmaker(engine, expire_on_commit=False)
+        # Writes read the latest committed state (they are serialised by a row lock, see
+        # curation.py): on PostgreSQL READ COMMITTED, where a snapshot would make the second
+        # of two writers fail instead of wait; on SQLite BEGIN IMMEDIATE.
+        writer = engine.execution_options(writes=True)
+        if engine.dialect.name == "postgresql":
+            writer = writer.execution_options(isolation_level="READ COMMITTED")
+        app.extensions["db_writes"] = sessionmaker(writer, expire_on_commit=False)
         app.teardown_appcontext(self._close_session)
 
     @staticmethod
@@ -74,8 +84,8 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work is committed together, or rolled back on any error."""
-        with current_app.extensions["db"]() as session, session.begin():
+        """A write: a session whose work is committed together, or rolled back on any error."""
+        with current_app.extensions["db_writes"]() as session, session.begin():
             yield session
 
     @staticmethod

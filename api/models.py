@@ -22,7 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, synonym
 
 FACT_TYPES = ("decree", "campaign", "penalty", "event")
 # Sort keys of records whose date (or its year) is unknown: last in either direction.
@@ -69,8 +69,11 @@ class UTCDateTime(TypeDecorator):
 class Timestamped:
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # SHA-256 of the record as loaded: a load that finds the same hash leaves the row alone.
+    # SHA-256 of the record in the form data/ holds it: a load that finds the same hash
+    # leaves the row alone.
     content_hash: Mapped[str] = mapped_column(String(64))
+    # How many revisions the record has had; its ETag (for If-Match) derives from it.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Article(Timestamped, Base):
@@ -98,10 +101,6 @@ class Actor(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     variants: Mapped[list[str]]
     description: Mapped[str | None] = mapped_column(Text)
-
-    fact_links: Mapped[list["FactActor"]] = relationship(
-        back_populates="actor", order_by="(FactActor.fact_id, FactActor.role)"
-    )
 
 
 class Fact(Timestamped, Base):
@@ -183,7 +182,7 @@ class FactActor(Base):
     position: Mapped[int]
 
     fact: Mapped[Fact] = relationship(back_populates="actors")
-    actor: Mapped[Actor] = relationship(back_populates="fact_links", lazy="joined")
+    actor: Mapped[Actor] = relationship(lazy="joined")
 
     @property
     def id(self) -> str:
@@ -208,7 +207,11 @@ class Contradiction(Base):
 
 
 class DatasetState(Base):
-    """One row: the revision of the data, bumped by every change (ETags derive from it)."""
+    """One row: the sequence number of the latest change (list ETags derive from it).
+
+    Every write locks this row first and numbers its revisions from it, so that writes are
+    serialised and sequence order is commit order.
+    """
 
     __tablename__ = "dataset_state"
 
@@ -234,3 +237,45 @@ class SearchDocument(Base):
     tokens: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_search_documents_doc", "doc_type", "doc_id", unique=True),)
+
+
+class Revision(Base):
+    """One change to one record: its state afterwards, and the JSON Patch that made it.
+
+    `seq` numbers every change to every record, gap-free, in commit order (DatasetState);
+    `version` counts the changes to this one record. A deletion leaves `record` null: the
+    last revision of a deleted record is its tombstone.
+    """
+
+    __tablename__ = "revisions"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    record_type: Mapped[str] = mapped_column(String(16))
+    record_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    token_name: Mapped[str | None] = mapped_column(String(100))
+    summary: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    patch: Mapped[list[Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_revisions_record", "record_type", "record_id", "version", unique=True),
+        Index("ix_revisions_record_id", "record_id"),
+    )
+
+    id: Mapped[int] = synonym("seq")  # what store.paginate pages by
+
+
+class Token(Base):
+    """A curator's or admin's bearer token, stored only as its SHA-256."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

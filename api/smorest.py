@@ -48,6 +48,18 @@ class ErrorSchema(Schema):
     request_id = ma.fields.String(
         **doc("The request's X-Request-Id, to quote when reporting it.", "3f2b9c1e0a7d4e8f")
     )
+    deleted_at = ma.fields.AwareDateTime(
+        **doc("410: when the record was deleted.", "2026-12-02T09:30:00+00:00")
+    )
+    deleted_by = ma.fields.String(
+        allow_none=True, **doc("410: the name of the token that deleted it.", "alice")
+    )
+    reason = ma.fields.String(
+        allow_none=True, **doc("410: the edit summary given with the deletion.", "Duplicate.")
+    )
+    revisions_url = ma.fields.String(
+        **doc("410: the record's history.", "/api/v1/events/event-x/revisions")
+    )
 
 
 def _first_problem(errors: dict) -> str:
@@ -176,6 +188,7 @@ class Blueprint(flask_smorest.Blueprint):
         """What operations share: reads need no credentials; the database may be down (503)."""
         if method in ("get", "head"):
             doc.setdefault("security", [])
+        doc.setdefault("parameters", []).extend(doc_info.get("extra_parameters", []))
         if self.reads_database:
             doc.setdefault("responses", {}).setdefault(503, "SERVICE_UNAVAILABLE")
         return doc
@@ -199,7 +212,7 @@ class Blueprint(flask_smorest.Blueprint):
             }
             tag = self._generate_etag(fingerprint)
             headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
-            if tag in _if_none_match_tags():
+            if tag in if_none_match_tags():
                 return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
             response = view(*args, **kwargs)
             if request.if_none_match.star_tag and response.status_code == HTTPStatus.OK:
@@ -209,6 +222,33 @@ class Blueprint(flask_smorest.Blueprint):
 
         wrapper._apidoc = {**getattr(view, "_apidoc", {}), "etag": True}
         return wrapper
+
+    def record_etag(self, view):
+        """Document a record's own ETag on its GET (set and checked by editing.shown): it
+        changes only when the record does, and is what If-Match on a write compares."""
+        view._apidoc = {**getattr(view, "_apidoc", {}), "etag": True}
+        return view
+
+    def if_match(self, view):
+        """flask-smorest's ETag handling, for writes: If-Match is required (428), checked by
+        check_etag in the view (412), and the response carries the record's new ETag."""
+        return super().etag(view)
+
+    def _check_precondition(self):
+        if request.method in self.METHODS_NEEDING_CHECK_ETAG and not request.if_match:
+            raise flask_smorest.etag.PreconditionRequired(
+                "This operation needs If-Match: the ETag of the record's current version, from GET."
+            )
+
+    def check_etag(self, etag_data, etag_schema=None):
+        """flask-smorest's check, with the tags of compressed bodies ("<tag>:gzip") and "*"
+        (any current version) matching too."""
+        tag = self._generate_etag(etag_data)
+        flask_smorest.etag._get_etag_ctx()["etag_checked"] = True
+        if not (request.if_match.star_tag or tag in _tags(request.if_match.as_set())):
+            raise flask_smorest.etag.PreconditionFailed(
+                "The record has changed since the ETag given in If-Match: fetch it again."
+            )
 
     def list_response(self, schema, description: str = "One page of results."):
         """Document a list: a JSON page with paging headers, or a CSV / NDJSON stream of all."""
@@ -229,12 +269,13 @@ class Blueprint(flask_smorest.Blueprint):
         )
 
 
-def _if_none_match_tags() -> set[str]:
-    """If-None-Match's tags, compared weakly (RFC 9110 13.1.2): W/"x" matches "x".
+def if_none_match_tags() -> set[str]:
+    """If-None-Match's tags, compared weakly (RFC 9110 13.1.2): W/"x" matches "x"."""
+    return _tags(request.if_none_match.as_set(include_weak=True))
 
-    flask-compress marks the tags of compressed bodies "<tag>:gzip": that is the same tag.
-    """
-    tags = request.if_none_match.as_set(include_weak=True)
+
+def _tags(tags) -> set[str]:
+    """flask-compress marks the tags of compressed bodies "<tag>:gzip": that is the same tag."""
     return {tag.split(":")[0] for tag in tags if tag}  # "" is no tag
 
 

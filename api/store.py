@@ -23,6 +23,7 @@ from .models import (
     DatasetState,
     Fact,
     FactActor,
+    Revision,
     utcnow,
 )
 
@@ -44,7 +45,7 @@ class SortField:
 
     def key(self, row, descending: bool) -> str:
         value = getattr(row, self.column(descending).key)
-        return value.isoformat() if isinstance(value, dt.date) else value
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 FACT_SORTS = {
@@ -56,6 +57,7 @@ FACT_SORTS = {
     "updated_at": SortField(Fact.updated_at, dt.datetime.fromisoformat),
 }
 ARTICLE_SORTS = {"id": SortField(Article.id), "title": SortField(Article.title)}
+REVISION_SORTS = {"id": SortField(Revision.seq, int)}
 ACTOR_SORTS = {
     "id": SortField(Actor.id),
     "name": SortField(Actor.name),
@@ -130,13 +132,15 @@ def paginate(
     if backward:
         keys.reverse()
 
+    id_key = sorts["id"].ascending.key  # the unique column's name in the rows of `keys`
+
     def at(row, backward: bool = False) -> Position:
         return Position([field.key(row, descending) for field, descending in fields], backward)
 
     has_next = more if not backward else bool(keys)
     has_prev = (position is not None and bool(keys)) if not backward else more
     return Page(
-        items=_by_id(session, _entity(stmt), [row.id for row in keys]),
+        items=_by_id(session, _entity(stmt), [getattr(row, id_key) for row in keys]),
         total=total,
         next=at(keys[-1]) if has_next else None,
         prev=at(keys[0], backward=True) if has_prev else None,
@@ -193,13 +197,13 @@ def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: O
 
 # Facts ---------------------------------------------------------------------------------------
 
-_FACT_LOADING = (
+FACT_LOADING = (
     selectinload(Fact.sources),
     selectinload(Fact.actors),
     selectinload(Fact.contradiction_links),
 )
 # What lists and exports read with each kind of record (one IN query per relationship).
-_LOADING = {Fact: _FACT_LOADING}
+_LOADING = {Fact: FACT_LOADING}
 _NUMBERS = {"quota": ("quota", "value"), "prison_years": ("max_prison_years", "value")}
 
 
@@ -279,15 +283,20 @@ def _types(fact_types: str | list[str] | None) -> list[str]:
 
 def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
     return session.scalars(
-        select(Fact).where(Fact.type == fact_type, Fact.id == fact_id).options(*_FACT_LOADING)
+        select(Fact).where(Fact.type == fact_type, Fact.id == fact_id).options(*FACT_LOADING)
     ).first()
 
 
-def facts_citing(session: Session, article_id: str) -> dict[str, list[Fact]]:
-    """Every record that cites the article, grouped by type, each group in id order."""
-    stmt = fact_query(None, article=article_id).options(*_FACT_LOADING)
-    facts = session.scalars(stmt.order_by(Fact.id)).all()
+def facts_by_type(session: Session, stmt: Select) -> dict[str, list[Fact]]:
+    """The facts `stmt` selects, grouped by type, each group in id order."""
+    facts = session.scalars(stmt.options(*FACT_LOADING).order_by(Fact.id)).all()
     return {fact_type: [f for f in facts if f.type == fact_type] for fact_type in FACT_TYPES}
+
+
+def each_fact(session: Session, fact_type: str) -> Iterator[Fact]:
+    """Every fact of the type in id order, read in batches, with what it is shown with."""
+    stmt = fact_query(fact_type).options(*FACT_LOADING).order_by(Fact.id)
+    return session.scalars(stmt.execution_options(yield_per=500))
 
 
 # Facets --------------------------------------------------------------------------------------
@@ -352,11 +361,21 @@ def actor_query(*, kind: str | None = None) -> Select:
 
 
 def get_actor(session: Session, actor_id: str) -> Actor | None:
-    """The actor with the records that involve it (fact_links, in record id order)."""
+    return session.get(Actor, actor_id)
+
+
+# History -----------------------------------------------------------------------------------
+
+
+def revision_query(record_type: str, record_id: str) -> Select:
+    return select(Revision).where(
+        Revision.record_type == record_type, Revision.record_id == record_id
+    )
+
+
+def get_revision(session: Session, record_type: str, record_id: str, version: int):
     return session.scalars(
-        select(Actor)
-        .where(Actor.id == actor_id)
-        .options(selectinload(Actor.fact_links).joinedload(FactActor.fact))
+        revision_query(record_type, record_id).where(Revision.version == version)
     ).first()
 
 

@@ -2,8 +2,7 @@
 
 import marshmallow as ma
 
-from .base import SLUG, Schema, doc, printable, resource_url, timestamp_fields
-from .facts import ActorFactSchema
+from .base import SLUG, Schema, doc, label, resource_url, timestamp_fields
 
 ACTOR_KINDS = ("person", "organisation", "place", "system")
 
@@ -13,7 +12,7 @@ class ActorSchema(Schema):
         required=True, validate=SLUG, **doc("Stable, readable id.", "vladimir-putin")
     )
     name = ma.fields.String(
-        required=True, validate=printable, **doc("Canonical name.", "Vladimir Putin")
+        required=True, validate=label(200), **doc("Canonical name.", "Vladimir Putin")
     )
     kind = ma.fields.String(
         required=True,
@@ -31,13 +30,14 @@ class ActorSchema(Schema):
         **doc("Who or what this is, as the articles describe it.", "Russian President"),
     )
     url = resource_url("actors", **doc("This actor.", "/api/v1/actors/vladimir-putin"))
+    facts_url = resource_url(
+        "actors",
+        suffix="/facts",
+        **doc("Every record that involves this actor.", "/api/v1/actors/vladimir-putin/facts"),
+    )
     created_at, updated_at = timestamp_fields("actor")
 
 
 class ActorDetailSchema(ActorSchema):
-    facts = ma.fields.List(
-        ma.fields.Nested(ActorFactSchema),
-        attribute="fact_links",
-        dump_only=True,
-        **doc("Every record that involves the actor, with the actor's role in it.", []),
-    )
+    """An actor on its own: the records that involve it are at `facts_url`, so that the
+    actor's representation (and ETag) changes only when the actor does."""

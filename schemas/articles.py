@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from .base import SLUG, Schema, doc, printable, resource_url, timestamp_fields
+from .base import SLUG, Schema, doc, label, resource_url, timestamp_fields
 from .common import DateValueSchema
 
 
@@ -14,11 +14,12 @@ class ArticleSchema(Schema):
     )
     file = ma.fields.String(
         required=True,
+        validate=ma.validate.Length(max=200),
         **doc("Path of the stored text inside `data/`.", "articles/003_3c97c8d52af0c69b.txt"),
     )
     title = ma.fields.String(
         required=True,
-        validate=printable,
+        validate=label(300),
         **doc(
             "Label for lists, written by the curators (see `headline` for the article's own).",
             "How Putin pushes Russians to kill or be killed",
@@ -27,6 +28,7 @@ class ArticleSchema(Schema):
     headline = ma.fields.String(
         required=True,
         allow_none=True,
+        validate=label(300),
         **doc(
             "The headline as printed, if the text carries one.",
             "How Putin pushes Russians to kill or be killed",
@@ -35,11 +37,13 @@ class ArticleSchema(Schema):
     outlet = ma.fields.String(
         required=True,
         allow_none=True,
+        validate=label(200),
         **doc("Publishing outlet, if the text names it.", "News1 (Seoul)"),
     )
     byline = ma.fields.String(
         required=True,
         allow_none=True,
+        validate=label(200),
         **doc("Author as credited, if the text names one.", "After Russia"),
     )
     language = ma.fields.String(

@@ -14,6 +14,26 @@ class Schema(ma.Schema):
         unknown = ma.RAISE
 
 
+def read_only_removed(schema: ma.Schema, data):
+    """`data` without the fields that `schema` only dumps (ids' links, derived values), at
+    every depth: what a client may send back of what it was shown."""
+    if not isinstance(data, dict):
+        return data
+    kept = {}
+    for key, value in data.items():
+        schema_field = schema.fields.get(key)
+        if schema_field is not None and schema_field.dump_only:
+            continue
+        inner = getattr(schema_field, "inner", schema_field)  # a List's items
+        if isinstance(inner, ma.fields.Nested) and isinstance(inner.schema, ma.Schema):
+            if isinstance(value, list) and inner is not schema_field:
+                value = [read_only_removed(inner.schema, item) for item in value]
+            else:
+                value = read_only_removed(inner.schema, value)
+        kept[key] = value
+    return kept
+
+
 def doc(description: str, example=None, **metadata) -> dict:
     """The `metadata` of a documented field: every field has a description and an example."""
     return {"metadata": {"description": description, "example": example, **metadata}}
@@ -31,11 +51,17 @@ def resource_url(
 
 
 SLUG = ma.validate.Regexp(
-    r"^[a-z0-9]+(?:-[a-z0-9]+)*$", error="Must be a slug: lowercase letters, digits and hyphens."
+    r"^(?=.{1,100}$)[a-z0-9]+(?:-[a-z0-9]+)*$",
+    error="Must be a slug of at most 100 characters: lowercase letters, digits and hyphens.",
 )
 # Control characters (NUL, which PostgreSQL's text cannot hold, among them) and the lone
 # surrogates that UTF-8 cannot encode.
 UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def label(max_length: int) -> list:
+    """Validators of a one-line label stored in a column of `max_length` characters."""
+    return [ma.validate.Length(min=1, max=max_length), printable]
 
 
 def printable(text: str) -> None:

@@ -291,30 +291,6 @@ FACT_SCHEMAS: dict[str, type[FactSchema]] = {
 }
 
 
-class ActorFactSchema(Schema):
-    """A record that involves an actor, seen from the actor."""
-
-    type = ma.fields.String(
-        attribute="fact.type",
-        dump_only=True,
-        **doc("Record type.", "event", enum=list(COLLECTIONS)),
-    )
-    id = ma.fields.String(
-        attribute="fact_id", dump_only=True, **doc("Record id.", "event-dagestan-protests")
-    )
-    title = ma.fields.String(
-        attribute="fact.title",
-        dump_only=True,
-        **doc("Short label.", "Most prominent anti-mobilisation protests in Dagestan"),
-    )
-    role = ma.fields.String(dump_only=True, **doc("The actor's part in the record.", "place"))
-    url = ma.fields.Function(
-        lambda link: f"{API_PREFIX}/{COLLECTIONS[link.fact.type]}/{link.fact_id}",
-        dump_only=True,
-        **doc("Link to the record.", "/api/v1/events/event-dagestan-protests"),
-    )
-
-
 class FactsByTypeSchema(Schema):
     decrees = ma.fields.List(ma.fields.Nested(DecreeSchema), dump_only=True, **doc("Decrees.", []))
     campaigns = ma.fields.List(

@@ -295,6 +295,13 @@ class ListQuerySchema(Schema):
             raise ma.ValidationError("The cursor belongs to another sort order.", "cursor")
 
 
+class RevisionQuerySchema(ListQuerySchema):
+    list_name = "revisions"
+    order = [("id", True)]  # newest first
+
+    cursor = _cursor(list_name, "-id", ["2147483647"])  # from the newest on
+
+
 class DetailQuerySchema(Schema):
     """A single record takes no query arguments: any given is refused, not ignored."""
 

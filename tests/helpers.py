@@ -43,6 +43,26 @@ def shipped_records(data_dir: Path) -> dict[str, list[dict]]:
     }
 
 
+def edit(path: Path, change):
+    """Change the records of a YAML file in place; what `change` returns is returned."""
+    records = yaml.safe_load(path.read_text(encoding="utf-8"))
+    outcome = change(records)
+    path.write_text(yaml.safe_dump(records, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return outcome
+
+
+def unreferenced_event(data_dir: Path) -> str:
+    """The id of an event that no other record refers to (it can be removed alone)."""
+    records = shipped_records(data_dir)
+    referred = {
+        ref
+        for group in records.values()
+        for record in group
+        for ref in [*record["contradicts"], *record.get("cases", [])]
+    }
+    return next(r["id"] for r in records["events"] if r["id"] not in referred)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,13 +15,20 @@ def test_lists_every_actor(client):
         assert [a["id"] for a in of_kind] == sorted(a["id"] for a in ACTORS if a["kind"] == kind)
 
 
-def test_actor_detail_lists_the_records_that_involve_it(client):
+def test_actor_facts_lists_the_records_that_involve_it(client):
     for actor in ACTORS:
         response = client.get(f"/api/v1/actors/{actor['id']}")
         assert response.status_code == 200
         detail = response.json
         assert detail["variants"] == actor["variants"]
-        served = {(f["url"], f["role"]) for f in detail["facts"]}
+        facts = client.get(detail["facts_url"]).json
+        served = {
+            (record["url"], ref["role"])
+            for records in facts.values()
+            for record in records
+            for ref in record["actors"]
+            if ref["id"] == actor["id"]
+        }
         expected = {
             (f"/api/v1/{collection}/{record['id']}", ref["role"])
             for collection, records in RECORDS.items()

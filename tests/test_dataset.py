@@ -3,20 +3,14 @@
 import shutil
 
 import pytest
-import yaml
 
 from .conftest import make_app
+from .helpers import edit
 
 
 def check(data_dir, tmp_path):
     app = make_app(f"sqlite:///{tmp_path / 'unused.sqlite3'}", data_dir)
     return app.test_cli_runner().invoke(args=["data", "check"])
-
-
-def edit(path, change):
-    records = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(records)
-    path.write_text(yaml.safe_dump(records, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def test_shipped_dataset_passes(data_copy, tmp_path):

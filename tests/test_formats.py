@@ -141,21 +141,25 @@ def test_representations_have_different_etags(client):
 
 
 def test_etag_changes_when_the_data_does(backend, new_app, data_copy):
+    """A list's ETag follows the data; a record's follows that record alone."""
     from .conftest import load
 
     app, _ = new_app(backend)
     assert load(app, data_copy).exit_code == 0
     client = app.test_client()
-    url = "/api/v1/decrees/decree-2025-spring-call-up"
-    etag = fetch(client, url).headers["ETag"]
-    assert load(app, data_copy).exit_code == 0  # unchanged data: same tag
-    assert fetch(client, url, headers={"If-None-Match": etag}).status_code == 304
+    listed, record = "/api/v1/events", "/api/v1/decrees/decree-2025-spring-call-up"
+    tags = {url: fetch(client, url).headers["ETag"] for url in (listed, record)}
+    assert load(app, data_copy).exit_code == 0  # unchanged data: same tags
+    for url, tag in tags.items():
+        assert fetch(client, url, headers={"If-None-Match": tag}).status_code == 304
     text = (data_copy / "events.yaml").read_text(encoding="utf-8")
     (data_copy / "events.yaml").write_text(
         text.replace("title: ", "title: Edited ", 1), encoding="utf-8"
     )
     assert load(app, data_copy).exit_code == 0
-    assert fetch(client, url, headers={"If-None-Match": etag}).status_code == 200
+    assert fetch(client, listed, headers={"If-None-Match": tags[listed]}).status_code == 200
+    # An event changed, not the decree: the decree's tag still holds.
+    assert fetch(client, record, headers={"If-None-Match": tags[record]}).status_code == 304
 
 
 def test_matching_conditional_get_reads_no_records(loaded_app, client):

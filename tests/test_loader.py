@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from sqlalchemy import create_engine, inspect, text
 
 from api.config import PROJECT_DIR
 
 from .conftest import load
-from .helpers import shipped_records
+from .helpers import edit, shipped_records, unreferenced_event
 
 
 def snapshot(url: str) -> dict[str, list]:
@@ -27,13 +26,6 @@ def snapshot(url: str) -> dict[str, list]:
             }
     finally:
         engine.dispose()
-
-
-def edit(path, change):
-    records = yaml.safe_load(path.read_text(encoding="utf-8"))
-    outcome = change(records)
-    path.write_text(yaml.safe_dump(records, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return outcome
 
 
 def test_loading_twice_changes_nothing(backend, new_app):
@@ -54,13 +46,7 @@ def test_changed_record_is_updated_and_removed_record_deleted(backend, new_app, 
     client = app.test_client()
     records = shipped_records(data_copy)
     # Drop an event that no other record refers to, and retitle another.
-    referred = {
-        ref
-        for group in records.values()
-        for record in group
-        for ref in [*record["contradicts"], *record.get("cases", [])]
-    }
-    dropped = next(r["id"] for r in records["events"] if r["id"] not in referred)
+    dropped = unreferenced_event(data_copy)
     kept = next(r["id"] for r in records["events"] if r["id"] != dropped)
     before = client.get(f"/api/v1/events/{kept}").json
 
@@ -76,7 +62,9 @@ def test_changed_record_is_updated_and_removed_record_deleted(backend, new_app, 
     assert after["title"] == "A corrected title"
     assert after["created_at"] == before["created_at"]
     assert after["updated_at"] > before["updated_at"]
-    assert client.get(f"/api/v1/events/{dropped}").status_code == 404
+    gone = client.get(f"/api/v1/events/{dropped}")
+    assert gone.status_code == 410  # a tombstone: deleted by the load, never reused
+    assert gone.json["deleted_by"] is None and "data load" in gone.json["reason"]
 
 
 def _corrupt_quote(records):

@@ -9,7 +9,7 @@ from schemas.queries import ArticleQuerySchema, DetailQuerySchema
 from .. import store
 from ..db import db
 from ..smorest import Blueprint, abort_not_found, path_parameter
-from . import listing
+from . import editing, listing
 
 blp = Blueprint(
     "articles",
@@ -18,10 +18,19 @@ blp = Blueprint(
     description="The source articles: metadata, full text and the records that cite them.",
 )
 ARTICLE_ID = path_parameter("article_id", "Article id.", "after-russia-kill-or-be-killed")
+WRITES = editing.WriteDocs(
+    singular="Article",
+    create="Add a source article: its text and metadata. The server computes `sha256` and "
+    "`word_count`.",
+    change="The text cannot change once a record cites it (409): a corrected text is a new "
+    "article.",
+    delete="Needs an admin's token. An article that records still cite cannot be deleted (409).",
+    delete_needs="delete_sources",
+)
 
 
 @blp.route("")
-class ArticleList(MethodView):
+class ArticleList(editing.list_writes(blp, "article", ArticleDetailSchema, WRITES), MethodView):
     @blp.arguments(ArticleQuerySchema, location="query", as_kwargs=True)
     @blp.etag
     @blp.list_response(ArticleSchema)
@@ -38,21 +47,21 @@ class ArticleList(MethodView):
 
 
 @blp.route("/<slug:article_id>", parameters=[ARTICLE_ID])
-class ArticleDetail(MethodView):
+class ArticleDetail(
+    editing.detail_writes(blp, "article", ArticleDetailSchema, "article_id", WRITES), MethodView
+):
     @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
-    @blp.etag
+    @blp.record_etag
     @blp.response(200, ArticleDetailSchema)
     @blp.alt_response(404, "NOT_FOUND")
+    @blp.alt_response(410, "GONE")
     @blp.doc(operationId="getArticle")
     def get(self, article_id: str):
         """Get one article
 
         The article's metadata and its full stored text, which citations index into.
         """
-        article = store.get_article(db.session(), article_id)
-        if article is None:
-            abort_not_found("article", article_id)
-        return article
+        return editing.shown(blp, "article", article_id)
 
 
 @blp.route("/<slug:article_id>/facts", parameters=[ARTICLE_ID])
@@ -70,5 +79,8 @@ class ArticleFacts(MethodView):
         session = db.session()
         if store.get_article(session, article_id) is None:
             abort_not_found("article", article_id)
-        facts = store.facts_citing(session, article_id)
+        facts = store.facts_by_type(session, store.fact_query(None, article=article_id))
         return {COLLECTIONS[fact_type]: items for fact_type, items in facts.items()}
+
+
+editing.revision_routes(blp, "article", ARTICLE_ID, "Article", ArticleDetailSchema)

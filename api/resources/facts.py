@@ -18,8 +18,8 @@ from schemas.results import FacetsSchema
 
 from .. import store
 from ..db import db
-from ..smorest import Blueprint, abort_not_found, path_parameter
-from . import listing
+from ..smorest import Blueprint, path_parameter
+from . import editing, listing
 
 # type: (collection, plural label, what the type holds, list query schema, facets query schema)
 FACT_RESOURCES = {
@@ -61,8 +61,17 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
     singular = label[:-1] if fact_type != "penalty" else "Penalty"
     blp = Blueprint(collection, __name__, url_prefix=f"/{collection}", description=description)
 
+    docs = editing.WriteDocs(
+        singular=singular,
+        create=f"Add {'an' if fact_type == 'event' else 'a'} {fact_type}. {editing.CITATION_RULES}",
+        change=editing.CITATION_RULES,
+        delete=f"Delete the {fact_type}. Records that contradict it no longer do. A decree "
+        "that a campaign or penalty refers to, or an event a penalty lists among its cases, "
+        "cannot be deleted (409).",
+    )
+
     @blp.route("")
-    class FactList(MethodView):
+    class FactList(editing.list_writes(blp, fact_type, schema, docs), MethodView):
         @blp.arguments(query_schema, location="query", as_kwargs=True)
         @blp.etag
         @blp.list_response(schema)
@@ -98,22 +107,21 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
     fact_id = path_parameter("fact_id", f"Id of the {fact_type}.", example_id)
 
     @blp.route("/<slug:fact_id>", parameters=[fact_id])
-    class FactDetail(MethodView):
+    class FactDetail(editing.detail_writes(blp, fact_type, schema, "fact_id", docs), MethodView):
         @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
-        @blp.etag
+        @blp.record_etag
         @blp.response(200, schema)
         @blp.alt_response(404, "NOT_FOUND")
+        @blp.alt_response(410, "GONE")
         @blp.doc(
             operationId=f"get{singular}",
             summary=f"Get one {fact_type}",
             description=f"One {fact_type} with all its sources, actors and contradictions.",
         )
         def get(self, fact_id: str):
-            fact = store.get_fact(db.session(), fact_type, fact_id)
-            if fact is None:
-                abort_not_found(fact_type, fact_id)
-            return fact
+            return editing.shown(blp, fact_type, fact_id)
 
+    editing.revision_routes(blp, fact_type, fact_id, singular, schema)
     return blp
 
 

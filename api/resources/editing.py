@@ -1,0 +1,425 @@
+"""Writes over HTTP, the same for every collection: bodies in, a record and its ETag out.
+
+Views stay one line each: they name the record type and call create, replace, patch or
+delete here. Every write is one transaction, which locks the dataset's sequence first, so
+that two writers take turns and the second sees the first's commit (and its new ETag).
+"""
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from flask import Response, g, request
+from flask.views import MethodView
+from flask_smorest.utils import deepupdate
+
+from schemas.contract import API_PREFIX
+from schemas.queries import DetailQuerySchema, RevisionQuerySchema
+from schemas.writes import RECORD_COLLECTIONS, WRITE_SCHEMAS, RevisionSchema
+
+from .. import curation, records, store
+from ..auth import requires
+from ..db import db
+from ..smorest import CACHE_CONTROL, Blueprint, if_none_match_tags
+from . import listing
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+SUMMARY_HEADER = "Edit-Summary"
+MAX_VERSION = 2**31 - 1  # what an INTEGER column holds
+MAX_SUMMARY = 500
+
+
+def read_body(media_type: str) -> Any:
+    """The request's JSON body: 415 for another type, 400 if it is not JSON, 413 if too big."""
+    if request.mimetype != media_type:
+        header = "Accept-Patch" if media_type == MERGE_PATCH else "Accept-Post"
+        given = request.mimetype or "none"
+        raise curation.Refused(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"The body must be {media_type}, not {given}.",
+            headers={header: media_type},
+        )
+    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise curation.Refused(
+            HTTPStatus.BAD_REQUEST, f"The body is not valid JSON: {error}."
+        ) from None
+    if nul := _first_nul(body):
+        raise curation.invalid({nul: ["Must not contain NUL characters (\\u0000)."]})
+    return body
+
+
+def _first_nul(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL, which no database text can hold."""
+    if isinstance(value, str):
+        return (path or "(body)") if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else key
+            if "\x00" in key or (found := _first_nul(item, inner)):
+                return found or inner
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _first_nul(item, f"{path}[{i}]"):
+                return found
+    return None
+
+
+def edit_summary() -> str | None:
+    """The optional Edit-Summary header (UTF-8), stored with the change's revisions."""
+    raw = request.headers.get(SUMMARY_HEADER)
+    if raw is None:
+        return None
+    try:
+        summary = raw.encode("latin-1").decode("utf-8").strip()
+    except UnicodeError:
+        raise curation.Refused(
+            HTTPStatus.BAD_REQUEST, f"The {SUMMARY_HEADER} header is not UTF-8."
+        ) from None
+    if len(summary) > MAX_SUMMARY or any(ord(c) < 32 or ord(c) == 127 for c in summary):
+        raise curation.Refused(
+            HTTPStatus.BAD_REQUEST,
+            f"The {SUMMARY_HEADER} header must be one line of at most {MAX_SUMMARY} characters.",
+        )
+    return summary or None
+
+
+def etag_data(record_type: str, row) -> dict:
+    """What a record's ETag is made from: it changes exactly when the record does."""
+    return {"type": record_type, "id": row.id, "version": row.version}
+
+
+def location(record_type: str, record_id: str) -> str:
+    return f"{API_PREFIX}/{RECORD_COLLECTIONS[record_type]}/{record_id}"
+
+
+def shown(blp: Blueprint, record_type: str, record_id: str):
+    """GET of one record: the row and its ETag, a bare 304 if the client has it, 404 or 410."""
+    row = curation.current(db.session(), record_type, record_id)
+    tag = blp._generate_etag(etag_data(record_type, row))
+    headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
+    if tag in if_none_match_tags() or request.if_none_match.star_tag:
+        return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
+    return row, headers
+
+
+def _write(blp: Blueprint, record_type: str, change) -> Any:
+    """Run `change(changes)` in one write transaction, then answer with the record it returns
+    (and its new ETag), or with the Response it returns."""
+    summary = edit_summary()
+    with db.transaction() as session:
+        changes = records.ChangeSet(session, token_name=g.get("token_name"), summary=summary)
+        result = change(changes)
+        changes.commit()
+    if isinstance(result, Response):
+        return result
+    row, *rest = result
+    blp.set_etag(etag_data(record_type, row))
+    return (row, *rest) if rest else row
+
+
+def create(blp: Blueprint, record_type: str):
+    def change(changes):
+        body = read_body(JSON)
+        row = curation.save(changes, record_type, curation.load_body(record_type, body))
+        return row, HTTPStatus.CREATED, {"Location": location(record_type, row.id)}
+
+    return _write(blp, record_type, change)
+
+
+def replace(blp: Blueprint, record_type: str, record_id: str, merge: bool = False):
+    """PUT (the whole record) or, with `merge`, PATCH (a JSON Merge Patch of what GET shows)."""
+
+    def change(changes):
+        body = read_body(MERGE_PATCH if merge else JSON)
+        row = curation.current(changes.session, record_type, record_id)
+        blp.check_etag(etag_data(record_type, row))
+        if merge:
+            body = curation.merge_patch(records.render(record_type, row), body)
+        data = curation.load_body(record_type, body, record_id)
+        return (curation.save(changes, record_type, data, row),)
+
+    return _write(blp, record_type, change)
+
+
+def delete(blp: Blueprint, record_type: str, record_id: str):
+    def change(changes):
+        row = curation.current(changes.session, record_type, record_id)
+        blp.check_etag(etag_data(record_type, row))
+        curation.delete(changes, record_type, row)
+        return Response(status=HTTPStatus.NO_CONTENT)
+
+    return _write(blp, record_type, change)
+
+
+# Documentation ----------------------------------------------------------------------------------
+
+CITATION_RULES = (
+    "Each source is an `article_id` and a `quote`: the server finds the quote in the "
+    "article's text and stores its offsets (give `start` when it occurs more than once). "
+    "Every rule of `flask data check` holds: verbatim quotes, date and number texts found "
+    "in the record's own quotes, references that resolve, no other record citing exactly "
+    "the same passages; `contradicts` is kept symmetric (the other record changes too)."
+)
+CREATED_HEADERS = {
+    "Location": {"description": "URL of the new record.", "schema": {"type": "string"}},
+}
+SUMMARY_PARAMETER = {
+    "in": "header",
+    "name": SUMMARY_HEADER,
+    "required": False,
+    "description": (
+        "Why the change is made, in one line (UTF-8, at most 500 characters); stored with "
+        "the revision and shown in the record's history."
+    ),
+    "schema": {"type": "string", "maxLength": MAX_SUMMARY},
+    "example": "Date: the article says 'between April and July'.",
+}
+# A body for each record type that the shipped data accepts, for Swagger UI's "Try it out".
+_EXAMPLE_SOURCE = {
+    "article_id": "kaluzhnii-reports-for-service",
+    "quote": "Kaluzhnii",
+}
+BODY_EXAMPLES = {
+    "event": {
+        "kind": "report",
+        "title": "Example: what the passage reports",
+        "summary": "What the cited passage states, in the curator's words.",
+        "date": None,
+        "sources": [_EXAMPLE_SOURCE],
+    },
+    "actor": {
+        "name": "Example Organisation",
+        "kind": "organisation",
+        "variants": [],
+        "description": None,
+    },
+    "article": {
+        "title": "Example article",
+        "headline": None,
+        "outlet": None,
+        "byline": None,
+        "language": "en",
+        "published": {
+            "text": None,
+            "value": None,
+            "precision": "unknown",
+            "inferred": False,
+            "inference": None,
+        },
+        "note": None,
+        "text": "The full text of the article, as received.",
+    },
+}
+PATCH_EXAMPLES = {
+    "actor": {"description": "Corrected description."},
+    "article": {"note": "What the curators could establish about the source."},
+}
+
+
+def documented_write(record_type: str, method: str):
+    """The documentation every write shares: body, security, summary header, errors."""
+    responses = {
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        422: "UNPROCESSABLE_ENTITY",
+    }
+    operation: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+    if method != "POST":
+        responses.update({404: "NOT_FOUND", 410: "GONE"})
+    if method == "DELETE":
+        responses[409] = "CONFLICT"
+        responses.pop(422)
+    else:
+        media_type = MERGE_PATCH if method == "PATCH" else JSON
+        responses.update(
+            {
+                400: "BAD_REQUEST",
+                409: "CONFLICT",
+                413: "REQUEST_ENTITY_TOO_LARGE",
+                415: "UNSUPPORTED_MEDIA_TYPE",
+            }
+        )
+        example = (
+            PATCH_EXAMPLES.get(record_type, {"summary": "A corrected summary."})
+            if method == "PATCH"
+            else BODY_EXAMPLES.get(record_type, BODY_EXAMPLES["event"])
+        )
+        operation["requestBody"] = {
+            "required": True,
+            "content": {media_type: {"schema": WRITE_SCHEMAS[record_type], "example": example}},
+        }
+
+    def decorator(view):
+        view._apidoc = deepupdate(
+            getattr(view, "_apidoc", {}),
+            {
+                "manual_doc": {**operation, "responses": responses},
+                # Added to the parameters flask-smorest documents (If-Match among them),
+                # which a manual "parameters" would replace.
+                "extra_parameters": [SUMMARY_PARAMETER],
+            },
+        )
+        return view
+
+    return decorator
+
+
+# The write operations of a collection -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriteDocs:
+    """What a collection's write operations say beyond what every write says."""
+
+    singular: str  # in operation ids: createEvent, updateEvent, ...
+    create: str  # POST's description
+    change: str  # added to PUT's and PATCH's
+    delete: str  # DELETE's
+    delete_needs: str = "write"  # the action (auth.ROLES) that DELETE needs
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def list_writes(blp: Blueprint, record_type: str, schema, docs: WriteDocs) -> type:
+    """A base for a collection's list view: POST."""
+
+    class ListWrites:
+        @requires("write")
+        @blp.if_match
+        @blp.response(201, schema, headers=CREATED_HEADERS)
+        @documented_write(record_type, "POST")
+        @blp.doc(
+            operationId=f"create{docs.singular}",
+            summary=f"Create {_a(record_type)}",
+            description=docs.create,
+        )
+        def post(self):
+            return create(blp, record_type)
+
+    return ListWrites
+
+
+def detail_writes(blp: Blueprint, record_type: str, schema, id_name: str, docs: WriteDocs):
+    """A base for a record's view: PUT, PATCH and DELETE, each with If-Match."""
+
+    class DetailWrites:
+        @requires("write")
+        @blp.if_match
+        @blp.response(200, schema)
+        @documented_write(record_type, "PUT")
+        @blp.doc(
+            operationId=f"replace{docs.singular}",
+            summary=f"Replace {_a(record_type)}",
+            description=f"Replace the whole {record_type} (fields left out become null or "
+            f"empty). {docs.change}",
+        )
+        def put(self, **path):
+            return replace(blp, record_type, path[id_name])
+
+        @requires("write")
+        @blp.if_match
+        @blp.response(200, schema)
+        @documented_write(record_type, "PATCH")
+        @blp.doc(
+            operationId=f"update{docs.singular}",
+            summary=f"Update {_a(record_type)}",
+            description=f"Change some fields of the {record_type}: a JSON Merge Patch "
+            f"(RFC 7396) of the {record_type} as GET shows it. {docs.change}",
+        )
+        def patch(self, **path):
+            return replace(blp, record_type, path[id_name], merge=True)
+
+        @requires(docs.delete_needs)
+        @blp.if_match
+        @blp.response(204)
+        @documented_write(record_type, "DELETE")
+        @blp.doc(
+            operationId=f"delete{docs.singular}",
+            summary=f"Delete {_a(record_type)}",
+            description=f"{docs.delete} Its id then answers 410 Gone and is never reused; "
+            "its history stays readable.",
+        )
+        def delete(self, **path):
+            return delete(blp, record_type, path[id_name])
+
+    return DetailWrites
+
+
+# History ----------------------------------------------------------------------------------------
+
+
+def revision_routes(blp: Blueprint, record_type: str, id_parameter: dict, label: str, schema):
+    """GET {record}/revisions (newest first) and {record}/revisions/{version}."""
+    name = id_parameter["name"]
+    version_parameter = {
+        "in": "path",
+        "name": "version",
+        "description": "Revision number (1 is the first).",
+        "example": 1,
+    }
+
+    @blp.route(f"/<slug:{name}>/revisions", parameters=[id_parameter])
+    class Revisions(MethodView):
+        @blp.arguments(RevisionQuerySchema, location="query", as_kwargs=True)
+        @blp.etag
+        @blp.list_response(RevisionSchema)
+        @blp.alt_response(404, "NOT_FOUND")
+        @blp.doc(
+            operationId=f"list{label}Revisions",
+            summary=f"List a {record_type}'s revisions",
+            description=(
+                f"Every change to the {record_type}, newest first: when, by which token, "
+                "what action, the edit summary, and the change as a JSON Patch (RFC 6902) "
+                "from the revision before. A deleted record's history stays readable."
+            ),
+        )
+        def get(self, page_size=None, cursor=None, format=None, **path):
+            record_id = path[name]
+            stmt = store.revision_query(record_type, record_id)
+            if records.last_revision(db.session(), record_type, record_id) is None:
+                curation.current(db.session(), record_type, record_id)  # 404 or the record
+            return listing.respond(
+                stmt,
+                store.REVISION_SORTS,
+                RevisionQuerySchema.order,
+                page_size,
+                cursor,
+                RevisionSchema(),
+                "revisions",
+            )
+
+    @blp.route(
+        f"/<slug:{name}>/revisions/<int(min=1, max={MAX_VERSION}):version>",
+        parameters=[id_parameter, version_parameter],
+    )
+    class RevisionDetail(MethodView):
+        @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+        @blp.etag
+        @blp.response(200, schema)
+        @blp.alt_response(404, "NOT_FOUND")
+        @blp.alt_response(410, "GONE")
+        @blp.doc(
+            operationId=f"get{label}Revision",
+            summary=f"Get a {record_type} as it was",
+            description=(
+                f"The {record_type} exactly as its detail endpoint showed it at that "
+                "revision. The revision that deleted it answers 410 Gone."
+            ),
+        )
+        def get(self, version: int, **path):
+            revision = store.get_revision(db.session(), record_type, path[name], version)
+            if revision is None:
+                raise curation.Refused(
+                    HTTPStatus.NOT_FOUND,
+                    f"The {record_type} {path[name]!r} has no revision {version}.",
+                )
+            if revision.record is None:
+                raise curation.Gone(revision)
+            return Response(orjson.dumps(revision.record), mimetype=JSON)
