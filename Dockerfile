@@ -42,5 +42,5 @@ RUN flask --app api data load
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['PORT']}/healthz\", timeout=2)"]
-# Migrate, load data/ unless LOAD_DATA=0, then exec gunicorn (HOST, PORT, WEB_CONCURRENCY).
+# Migrate, seed an empty database from data/ unless LOAD_DATA=0, then exec gunicorn (HOST, PORT, WEB_CONCURRENCY).
 CMD ["/app/docker/boot.sh"]

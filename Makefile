@@ -9,7 +9,7 @@ WORKERS ?= 2
 FLASK := $(BIN)/flask --app api
 STAMP := $(VENV)/.installed
 
-.PHONY: install db run dev test lint lint-spec format spec check-data bench clean
+.PHONY: install db load run dev test lint lint-spec format spec check-data bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is needed: none found (python3.13, python3.12, python3, pyenv). Install one, or pass PYTHON=/path/to/python3.12." >&2; exit 1; }
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## virtualenv with the pinned dependencies
 
-db: install  ## build (or bring up to date) the SQLite database from data/
+db: install  ## migrate the database; seed it from data/ only if it holds no records yet
+	$(FLASK) data load --if-empty
+
+load: install  ## sync the database with data/ (refused over edits made through the API)
 	$(FLASK) data load
 
 run: db  ## serve the API with gunicorn on 127.0.0.1:$(PORT)

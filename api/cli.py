@@ -79,15 +79,27 @@ def register_commands(app: Flask) -> None:
         is_flag=True,
         help="Also overwrite or delete records last changed through the API (as new revisions).",
     )
+    @click.option(
+        "--if-empty",
+        is_flag=True,
+        help="Only seed a database that holds no records yet; leave any other as it is.",
+    )
     @reports_database_errors
-    def data_load(data_dir: Path | None, over_api_edits: bool):
+    def data_load(data_dir: Path | None, over_api_edits: bool, if_empty: bool):
         """Migrate the schema, then make the database hold the dataset (idempotent).
 
         Every change is recorded as an "imported" revision. Records whose latest change was
         made through the API are never silently reverted: the load is refused, unless
         --over-api-edits applies the files' state over them, as new revisions.
         """
-        from .dataset import DatasetError, LoadConflict, check_dataset, load_dataset, read_dataset
+        from .dataset import (
+            DatasetError,
+            LoadConflict,
+            check_dataset,
+            is_empty,
+            load_dataset,
+            read_dataset,
+        )
 
         dataset = read_dataset(data_dir or current_app.config["DATA_DIR"])
         try:
@@ -97,6 +109,9 @@ def register_commands(app: Flask) -> None:
             with exclusive():  # a concurrent load waits, then finds the data up to date
                 upgrade_database()
                 with db.transaction() as session:
+                    if if_empty and not is_empty(session):
+                        click.echo("The database holds data already: left as it is (--if-empty).")
+                        return
                     report = load_dataset(session, dataset, over_api_edits)
         except DatasetError as error:
             for problem in error.problems:

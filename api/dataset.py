@@ -22,7 +22,7 @@ from schemas.articles import ArticleSchema
 from schemas.facts import COLLECTIONS, FACT_SCHEMAS
 
 from . import records, store
-from .models import Actor, Article, Fact
+from .models import Actor, Article, Fact, Revision
 
 ARTICLES_FILE = "articles.yaml"
 ACTORS_FILE = "actors.yaml"
@@ -425,6 +425,14 @@ class _Loader:
     def _times(self, entity: str, record_id: str) -> dict:
         times = self.timestamps.get(entity, {}).get(record_id, {})
         return {key: times[key] for key in ("created_at", "updated_at") if key in times}
+
+
+def is_empty(session: Session) -> bool:
+    """No record and no history: a database that a load seeds rather than syncs."""
+    return all(
+        session.scalar(select(model.id).limit(1)) is None
+        for model in (Article, Actor, Fact, Revision)
+    )
 
 
 def load_dataset(session: Session, dataset: Dataset, over_api_edits: bool = False) -> LoadReport:

@@ -17,6 +17,7 @@ ALLOWED_HEADERS = [
     "Accept",
     "Authorization",
     "Content-Type",
+    "Edit-Summary",
     "If-Match",
     "If-None-Match",
     "X-Request-Id",
