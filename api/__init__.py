@@ -8,7 +8,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from schemas.writes import RECORD_COLLECTIONS
 
@@ -38,6 +38,12 @@ def database_unavailable(error: DBAPIError):
     current_app.logger.error("Database error: %s", str(error.orig).strip())
     observability.record_database_error()
     return unavailable("The database is unavailable or not ready; try again later (see /readyz).")
+
+
+def integrity_conflict(error: IntegrityError):
+    """A write the rules did not foresee breaking a constraint: a conflict, not a crash."""
+    current_app.logger.warning("Integrity error: %s", str(error.orig).strip())
+    return problem(HTTPStatus.CONFLICT, "The change conflicts with the stored data.")
 
 
 def refused(error: curation.Refused):
@@ -95,6 +101,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics_rule = next(app.url_map.iter_rules("metrics"))
     api.spec.path(rule=metrics_rule, operations=observability.METRICS_OPERATIONS)
     app.register_error_handler(DBAPIError, database_unavailable)
+    app.register_error_handler(IntegrityError, integrity_conflict)
     app.register_error_handler(curation.Refused, refused)
     app.register_error_handler(curation.Gone, gone)
     api.spec.components.security_scheme(

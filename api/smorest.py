@@ -97,6 +97,9 @@ class Api(flask_smorest.Api):
     def handle_http_exception(self, error: HTTPException):
         """Every error, 500 included, answers one shape: an RFC 9457 problem."""
         payload, code, headers = super().handle_http_exception(error)
+        if code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            limit = current_app.config["MAX_CONTENT_LENGTH"]
+            return problem(code, f"The request body is larger than {limit} bytes.", headers)
         if getattr(error, "valid_methods", None):  # 405: say what is allowed
             headers = {**headers, "Allow": ", ".join(error.valid_methods)}
         if "errors" in payload:  # 422: the detail names the first parameter and its problem

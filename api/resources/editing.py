@@ -107,13 +107,18 @@ def shown(blp: Blueprint, record_type: str, record_id: str):
     return row, headers
 
 
-def _write(blp: Blueprint, record_type: str, change) -> Any:
-    """Run `change(changes)` in one write transaction, then answer with the record it returns
-    (and its new ETag), or with the Response it returns."""
+def _write(blp: Blueprint, record_type: str, change, media_type: str | None = None) -> Any:
+    """Run `change(changes, body)` in one write transaction, then answer with the record it
+    returns (and its new ETag), or with the Response it returns.
+
+    The body and headers are read first: the transaction holds the lock every writer
+    takes, and a slow client must not hold it while its body trickles in.
+    """
     summary = edit_summary()
+    body = read_body(media_type) if media_type else None
     with db.transaction() as session:
         changes = records.ChangeSet(session, token_name=g.get("token_name"), summary=summary)
-        result = change(changes)
+        result = change(changes, body)
         changes.commit()
     if isinstance(result, Response):
         return result
@@ -123,19 +128,17 @@ def _write(blp: Blueprint, record_type: str, change) -> Any:
 
 
 def create(blp: Blueprint, record_type: str):
-    def change(changes):
-        body = read_body(JSON)
+    def change(changes, body):
         row = curation.save(changes, record_type, curation.load_body(record_type, body))
         return row, HTTPStatus.CREATED, {"Location": location(record_type, row.id)}
 
-    return _write(blp, record_type, change)
+    return _write(blp, record_type, change, JSON)
 
 
 def replace(blp: Blueprint, record_type: str, record_id: str, merge: bool = False):
     """PUT (the whole record) or, with `merge`, PATCH (a JSON Merge Patch of what GET shows)."""
 
-    def change(changes):
-        body = read_body(MERGE_PATCH if merge else JSON)
+    def change(changes, body):
         row = curation.current(changes.session, record_type, record_id)
         blp.check_etag(etag_data(record_type, row))
         if merge:
@@ -143,11 +146,11 @@ def replace(blp: Blueprint, record_type: str, record_id: str, merge: bool = Fals
         data = curation.load_body(record_type, body, record_id)
         return (curation.save(changes, record_type, data, row),)
 
-    return _write(blp, record_type, change)
+    return _write(blp, record_type, change, MERGE_PATCH if merge else JSON)
 
 
 def delete(blp: Blueprint, record_type: str, record_id: str):
-    def change(changes):
+    def change(changes, _body):
         row = curation.current(changes.session, record_type, record_id)
         blp.check_etag(etag_data(record_type, row))
         curation.delete(changes, record_type, row)
