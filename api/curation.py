@@ -107,6 +107,7 @@ def id_ever_used(session: Session, record_type: str, record_id: str) -> bool:
 
 
 def _slug(text: str) -> str:
+    text = re.sub("['’]", "", text)  # "decree's" -> "decrees", not "decree-s"
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 

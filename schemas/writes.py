@@ -7,6 +7,8 @@ fields the server derives (`url`, `type`, `disputed`, timestamps, names of linke
 ignored, so a record fetched with GET can be changed and sent back with PUT as it is.
 """
 
+import copy
+
 import marshmallow as ma
 
 from .actors import ActorSchema
@@ -22,18 +24,26 @@ RECORD_COLLECTIONS = {**COLLECTIONS, "actor": "actors", "article": "articles"}
 
 class WriteSchema(Schema):
     @ma.pre_load
-    def prepare(self, data, **kwargs):
-        if not isinstance(data, dict):
-            return data  # marshmallow refuses it: "Invalid input type"
-        data = read_only_removed(self, data)
-        for name, schema_field in self.load_fields.items():
-            if name in data or schema_field.load_default is not ma.missing:
-                continue
-            if isinstance(schema_field, ma.fields.List):
-                data[name] = []
-            elif schema_field.allow_none:
-                data[name] = None
-        return data
+    def without_read_only(self, data, **kwargs):
+        return read_only_removed(self, data) if isinstance(data, dict) else data
+
+
+def _writable(
+    name: str, base: type[Schema], overrides: dict[str, ma.fields.Field], partial: bool = False
+) -> type[Schema]:
+    """`base` as a write body: fields that may be null or empty may be left out (and then
+    are), or, `partial`, every field may be left out (a merge patch, for the documentation)."""
+    fields = {}
+    for field_name, schema_field in {**base._declared_fields, **overrides}.items():
+        optional = partial or isinstance(schema_field, ma.fields.List) or schema_field.allow_none
+        if not schema_field.dump_only and schema_field.required and optional:
+            schema_field = copy.copy(schema_field)  # the base schema's field stays as it is
+            schema_field.required = False
+            if not partial:
+                is_list = isinstance(schema_field, ma.fields.List)
+                schema_field.load_default = list if is_list else None
+        fields[field_name] = schema_field
+    return type(name, (WriteSchema, base), {**fields, "__doc__": base.__doc__})
 
 
 def _optional_id(example: str) -> ma.fields.String:
@@ -86,23 +96,14 @@ _SOURCES = ma.fields.List(
 )
 
 
-def _fact_write_schema(schema: type[FactSchema]) -> type[Schema]:
-    name = schema.__name__.removesuffix("Schema") + "WriteSchema"
+def _fact_overrides(schema: type[FactSchema]) -> dict[str, ma.fields.Field]:
     example = schema._declared_fields["id"].metadata["example"]
-    return type(
-        name,
-        (WriteSchema, schema),
-        {"id": _optional_id(example), "sources": _SOURCES, "__doc__": schema.__doc__},
-    )
+    return {"id": _optional_id(example), "sources": _SOURCES}
 
 
-class ActorWriteSchema(WriteSchema, ActorSchema):
-    id = _optional_id("vladimir-putin")
-
-
-class ArticleWriteSchema(WriteSchema, ArticleSchema):
-    id = _optional_id("after-russia-kill-or-be-killed")
-    file = ma.fields.String(
+_ARTICLE_OVERRIDES = {
+    "id": _optional_id("after-russia-kill-or-be-killed"),
+    "file": ma.fields.String(
         load_default=None,
         validate=ma.validate.Regexp(
             r"^articles/[A-Za-z0-9_.-]+\.txt$", error="Must be articles/<name>.txt."
@@ -111,21 +112,35 @@ class ArticleWriteSchema(WriteSchema, ArticleSchema):
             "Where `flask data export` writes the text inside data/; default `articles/<id>.txt`.",
             "articles/after-russia-kill-or-be-killed.txt",
         ),
-    )
-    text = ma.fields.String(
+    ),
+    "text": ma.fields.String(
         required=True,
         validate=ma.validate.Length(min=1),
         **doc(
             "The article's full text, as received; it cannot change once a record cites it.",
             "After Russia\n...",
         ),
-    )
+    ),
+}
+_BASES = {
+    **{fact_type: (schema, _fact_overrides(schema)) for fact_type, schema in FACT_SCHEMAS.items()},
+    "actor": (ActorSchema, {"id": _optional_id("vladimir-putin")}),
+    "article": (ArticleSchema, _ARTICLE_OVERRIDES),
+}
 
 
+def _name(base: type[Schema], suffix: str) -> str:
+    return base.__name__.removesuffix("Schema") + suffix
+
+
+# What POST and PUT take, by record type; and what documents PATCH's merge patch.
 WRITE_SCHEMAS: dict[str, type[Schema]] = {
-    **{fact_type: _fact_write_schema(schema) for fact_type, schema in FACT_SCHEMAS.items()},
-    "actor": ActorWriteSchema,
-    "article": ArticleWriteSchema,
+    record_type: _writable(_name(base, "WriteSchema"), base, overrides)
+    for record_type, (base, overrides) in _BASES.items()
+}
+PATCH_SCHEMAS: dict[str, type[Schema]] = {
+    record_type: _writable(_name(base, "PatchSchema"), base, overrides, partial=True)
+    for record_type, (base, overrides) in _BASES.items()
 }
 
 

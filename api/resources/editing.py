@@ -16,7 +16,7 @@ from flask_smorest.utils import deepupdate
 
 from schemas.contract import API_PREFIX
 from schemas.queries import DetailQuerySchema, RevisionQuerySchema
-from schemas.writes import RECORD_COLLECTIONS, WRITE_SCHEMAS, RevisionSchema
+from schemas.writes import PATCH_SCHEMAS, RECORD_COLLECTIONS, WRITE_SCHEMAS, RevisionSchema
 
 from .. import curation, records, store
 from ..auth import requires
@@ -182,19 +182,47 @@ SUMMARY_PARAMETER = {
     "schema": {"type": "string", "maxLength": MAX_SUMMARY},
     "example": "Date: the article says 'between April and July'.",
 }
-# A body for each record type that the shipped data accepts, for Swagger UI's "Try it out".
-_EXAMPLE_SOURCE = {
-    "article_id": "kaluzhnii-reports-for-service",
-    "quote": "Kaluzhnii",
-}
-BODY_EXAMPLES = {
-    "event": {
-        "kind": "report",
-        "title": "Example: what the passage reports",
+# A body for each record type that the shipped data accepts as it stands, for Swagger UI's
+# "Try it out" (tests/test_writes.py sends each one).
+
+
+def _example(kind: str, title: str, article_id: str, quote: str, **fields) -> dict:
+    return {
+        "kind": kind,
+        "title": title,
         "summary": "What the cited passage states, in the curator's words.",
         "date": None,
-        "sources": [_EXAMPLE_SOURCE],
-    },
+        **fields,
+        "sources": [{"article_id": article_id, "quote": quote}],
+    }
+
+
+BODY_EXAMPLES = {
+    "decree": _example(
+        "decree",
+        "Example: the mobilisation decree's official text",
+        "after-russia-kill-or-be-killed",
+        "the official text of the mobilisation decree",
+    ),
+    "campaign": _example(
+        "recruitment_propaganda",
+        "Example: a recruitment video",
+        "news1-kremlin-recruitment-videos",
+        "Another video shows a man signing a military contract",
+    ),
+    "penalty": _example(
+        "desertion",
+        "Example: a penalty for deserters",
+        "after-russia-kill-or-be-killed",
+        "deserters can be punished with up to 15 years in prison",
+        punishment="up to 15 years in prison",
+    ),
+    "event": _example(
+        "enlistment",
+        "Example: a man chooses to enlist",
+        "news1-kremlin-recruitment-videos",
+        "a man who was out with his friends chooses to enlist",
+    ),
     "actor": {
         "name": "Example Organisation",
         "kind": "organisation",
@@ -239,6 +267,7 @@ def documented_write(record_type: str, method: str):
         responses.pop(422)
     else:
         media_type = MERGE_PATCH if method == "PATCH" else JSON
+        schemas = PATCH_SCHEMAS if method == "PATCH" else WRITE_SCHEMAS
         responses.update(
             {
                 400: "BAD_REQUEST",
@@ -250,11 +279,11 @@ def documented_write(record_type: str, method: str):
         example = (
             PATCH_EXAMPLES.get(record_type, {"summary": "A corrected summary."})
             if method == "PATCH"
-            else BODY_EXAMPLES.get(record_type, BODY_EXAMPLES["event"])
+            else BODY_EXAMPLES[record_type]
         )
         operation["requestBody"] = {
             "required": True,
-            "content": {media_type: {"schema": WRITE_SCHEMAS[record_type], "example": example}},
+            "content": {media_type: {"schema": schemas[record_type], "example": example}},
         }
 
     def decorator(view):
