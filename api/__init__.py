@@ -10,8 +10,6 @@ from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from schemas.writes import RECORD_COLLECTIONS
-
 from . import curation, observability, web
 from .cli import register_commands
 from .config import API_PREFIX, Config
@@ -54,19 +52,7 @@ def refused(error: curation.Refused):
 
 def gone(error: curation.Gone):
     """A deleted record: when, by whom and why, and where its history is."""
-    tombstone = error.tombstone
-    who = f" by {tombstone.token_name}" if tombstone.token_name else ""
-    why = f": {tombstone.summary}" if tombstone.summary else "."
-    collection = RECORD_COLLECTIONS[tombstone.record_type]
-    return problem(
-        HTTPStatus.GONE,
-        f"The {tombstone.record_type} {tombstone.record_id!r} was deleted on "
-        f"{tombstone.at.isoformat()}{who}{why}",
-        deleted_at=tombstone.at.isoformat(),
-        deleted_by=tombstone.token_name,
-        reason=tombstone.summary,
-        revisions_url=f"{API_PREFIX}/{collection}/{tombstone.record_id}/revisions",
-    )
+    return problem(HTTPStatus.GONE, error.detail, **error.fields)
 
 
 def to_the_docs() -> Response:

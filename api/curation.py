@@ -14,6 +14,7 @@ import marshmallow as ma
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from schemas.contract import API_PREFIX
 from schemas.facts import FACT_SCHEMAS
 from schemas.writes import RECORD_COLLECTIONS, WRITE_SCHEMAS
 
@@ -87,11 +88,27 @@ def current(session: Session, record_type: str, record_id: str):
 
 
 class Gone(Exception):
-    """The record was deleted: its tombstone says when, by whom and why."""
+    """The record was deleted: its tombstone says when, by whom and why.
+
+    What the answer says is taken from the tombstone here, while its session is open: a
+    write's transaction ends (and its rows detach) before the error is answered.
+    """
 
     def __init__(self, tombstone: Revision):
         super().__init__(tombstone.record_id)
-        self.tombstone = tombstone
+        who = f" by {tombstone.token_name}" if tombstone.token_name else ""
+        why = f": {tombstone.summary}" if tombstone.summary else "."
+        collection = RECORD_COLLECTIONS[tombstone.record_type]
+        self.detail = (
+            f"The {tombstone.record_type} {tombstone.record_id!r} was deleted on "
+            f"{tombstone.at.isoformat()}{who}{why}"
+        )
+        self.fields = {
+            "deleted_at": tombstone.at.isoformat(),
+            "deleted_by": tombstone.token_name,
+            "reason": tombstone.summary,
+            "revisions_url": f"{API_PREFIX}/{collection}/{tombstone.record_id}/revisions",
+        }
 
 
 def id_ever_used(session: Session, record_type: str, record_id: str) -> bool:

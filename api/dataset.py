@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from schemas.actors import ActorSchema
 from schemas.articles import ArticleSchema
 from schemas.facts import COLLECTIONS, FACT_SCHEMAS
+from schemas.writes import RECORD_COLLECTIONS
 
 from . import records, store
 from .models import Actor, Article, Fact, Revision
@@ -401,8 +402,10 @@ class _Loader:
                 self.report.counts[entity, "unchanged"] += 1
                 continue
             if row is None:
-                row = model(id=record_id, **self._times(entity, record_id))
                 last = self.latest.get((kind, record_id))  # a deleted record, loaded again
+                if last is not None:
+                    self._check_overwrite(kind, record_id)  # deleted through the API?
+                row = model(id=record_id, **self._times(kind, record_id))
                 write(row, record)
                 self.changes.creating(kind, row, version=last[0] + 1 if last else 1)
                 self.report.counts[entity, "created"] += 1
@@ -422,8 +425,8 @@ class _Loader:
         if self.edited_through_api(record_type, record_id) and not self.over_api_edits:
             self.conflicts.append(f"{record_type} {record_id}")
 
-    def _times(self, entity: str, record_id: str) -> dict:
-        times = self.timestamps.get(entity, {}).get(record_id, {})
+    def _times(self, record_type: str, record_id: str) -> dict:
+        times = self.timestamps.get(RECORD_COLLECTIONS[record_type], {}).get(record_id, {})
         return {key: times[key] for key in ("created_at", "updated_at") if key in times}
 
 

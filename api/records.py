@@ -257,11 +257,12 @@ class ChangeSet:
 
 
 def diff(before, after) -> list[dict[str, Any]]:
-    """The JSON Patch (RFC 6902) from one state to the next; from or to nothing at the root."""
+    """The JSON Patch (RFC 6902) from one state to the next; from or to nothing (null) at
+    the root."""
     if before is None:
         return [{"op": "add", "path": "", "value": after}]
-    if after is None:
-        return [{"op": "remove", "path": ""}]
+    if after is None:  # "remove" of the root is not applicable by common JSON Patch libraries
+        return [{"op": "replace", "path": "", "value": None}]
     return jsonpatch.make_patch(before, after).patch
 
 

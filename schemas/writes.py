@@ -184,7 +184,7 @@ class RevisionSchema(Schema):
         dump_only=True,
         **doc(
             "The change as a JSON Patch (RFC 6902) from the previous revision; a creation "
-            "adds the whole record at the root, a deletion removes it.",
+            "adds the whole record at the root, a deletion replaces it with null.",
             [{"op": "replace", "path": "/title", "value": "Protesters detained in Dagestan"}],
         ),
     )
