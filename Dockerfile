@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # Conscription Facts API: gunicorn with gevent workers on Python 3.12, as an unprivileged user.
 # The SQLite database is built from data/ at build time (a dataset that fails its check fails
-# the build); docker/boot.sh migrates and loads at every start, so a PostgreSQL DATABASE_URL
-# or an empty volume at /app/var works too.
+# the build); docker/boot.sh migrates at every start and seeds only an empty database, so a
+# PostgreSQL DATABASE_URL or an empty volume at /app/var works too, and edits are kept.
 FROM python:3.12.8-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

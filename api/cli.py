@@ -123,7 +123,8 @@ def register_commands(app: Flask) -> None:
             sys.exit(1)
         except LoadConflict as conflict:
             click.echo(
-                f"Load refused: it would overwrite or delete {len(conflict.records)} record(s) "
+                f"Load refused: it would overwrite, delete or bring back {len(conflict.records)} "
+                "record(s) "
                 f"last changed through the API: {', '.join(conflict.records)}. The database is "
                 "unchanged. Export the database first (`flask data export DIR`), or pass "
                 "--over-api-edits to apply the files' state as new revisions.",
@@ -140,8 +141,9 @@ def register_commands(app: Flask) -> None:
         from .dataset import export_dataset
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        with db.transaction() as session:  # one consistent state, and no write meanwhile
-            counts = export_dataset(session, out_dir)
+        # The read session is one snapshot (REPEATABLE READ on PostgreSQL, a read transaction
+        # on SQLite): one consistent state, however many writes commit meanwhile.
+        counts = export_dataset(db.session(), out_dir)
         summary = ", ".join(f"{n} {name}" for name, n in counts.items())
         click.echo(f"Exported {summary} to {out_dir}.")
 
@@ -155,6 +157,8 @@ def register_commands(app: Flask) -> None:
     @reports_database_errors
     def tokens_create(name: str, role: str):
         """Create a token; it is printed once, alone on the last line."""
+        with exclusive():  # a token may be the first thing a new database holds
+            upgrade_database()
         try:
             with db.transaction() as session:
                 token = create_token(session, name, role)

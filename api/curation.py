@@ -204,6 +204,9 @@ def _locate(session: Session, sources: list[dict]) -> list[dict]:
                 ]
                 continue
             start = starts[0]
+        elif citation["end"] not in (None, start + len(quote)):
+            errors[f"sources[{i}].end"] = ["Must be start plus the length of the quote."]
+            continue
         elif article.text[start : start + len(quote)] != quote:
             found = article.text[start : start + len(quote)]
             errors[f"sources[{i}].quote"] = [

@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonpatch
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -58,12 +57,6 @@ def file_form(record_type: str, row) -> dict[str, Any]:
 
 def content_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def record_tag(record_type: str, record_id: str, version: int) -> str:
-    """The strong ETag of one version of one record (what If-Match compares)."""
-    key = f"{record_type}/{record_id}/{version}".encode()
-    return hashlib.sha256(key).hexdigest()[:32]
 
 
 # Rows from records ------------------------------------------------------------------------------
@@ -258,12 +251,65 @@ class ChangeSet:
 
 def diff(before, after) -> list[dict[str, Any]]:
     """The JSON Patch (RFC 6902) from one state to the next; from or to nothing (null) at
-    the root."""
+    the root.
+
+    Written here rather than by python-json-patch, whose operations come in an order that
+    varies with Python's hash seed: a revision's patch is stored and served, so the same
+    change must give the same bytes in every process.
+    """
     if before is None:
         return [{"op": "add", "path": "", "value": after}]
     if after is None:  # "remove" of the root is not applicable by common JSON Patch libraries
         return [{"op": "replace", "path": "", "value": None}]
-    return jsonpatch.make_patch(before, after).patch
+    return _changes(before, after, "")
+
+
+def _changes(before, after, path: str) -> list[dict[str, Any]]:
+    """Objects key by key (in their own order); lists around what they share at either end;
+    any other difference replaces the value."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        ops = [{"op": "remove", "path": _at(path, key)} for key in before if key not in after]
+        for key, value in after.items():
+            if key not in before:
+                ops.append({"op": "add", "path": _at(path, key), "value": value})
+            else:
+                ops += _changes(before[key], value, _at(path, key))
+        return ops
+    if isinstance(before, list) and isinstance(after, list):
+        return _list_changes(before, after, path)
+    if _same(before, after):
+        return []
+    return [{"op": "replace", "path": path, "value": after}]
+
+
+def _list_changes(before: list, after: list, path: str) -> list[dict[str, Any]]:
+    """[b, c] -> [a, b, c] is one add at /0: items the lists share at their start and end
+    stay; between them, items are changed in place, then the surplus removed or added."""
+    start = 0
+    while start < min(len(before), len(after)) and _same(before[start], after[start]):
+        start += 1
+    end = 0
+    while end < min(len(before), len(after)) - start and _same(before[-1 - end], after[-1 - end]):
+        end += 1
+    old, new = before[start : len(before) - end], after[start : len(after) - end]
+    ops = []
+    for i, (old_item, new_item) in enumerate(zip(old, new, strict=False)):
+        ops += _changes(old_item, new_item, _at(path, start + i))
+    shared = min(len(old), len(new))
+    for i in reversed(range(shared, len(old))):  # from the back: earlier indexes stay valid
+        ops.append({"op": "remove", "path": _at(path, start + i)})
+    for i in range(shared, len(new)):
+        ops.append({"op": "add", "path": _at(path, start + i), "value": new[i]})
+    return ops
+
+
+def _same(a, b) -> bool:
+    return a == b and type(a) is type(b)
+
+
+def _at(path: str, key) -> str:
+    """A JSON Pointer (RFC 6901) one step further: `~` and `/` in keys escaped."""
+    return f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
 
 
 # History ----------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ class Blueprint(flask_smorest.Blueprint):
 
         Place it under @arguments, so that a request with bad arguments is refused, never 304.
 
-        The data changes only through loads, which bump the revision: a matching
+        Every change to the data (a write, a load) advances the revision: a matching
         If-None-Match is answered 304 after one indexed read, without touching the records.
         """
 

@@ -69,7 +69,8 @@ def _conventions(response: Response) -> Response:
         # Flask's automatic answer is an empty text/html 200: say it with 204 and Allow.
         response.status_code = HTTPStatus.NO_CONTENT
         response.set_data(b"")
-        headers.pop("Content-Type", None)
+    if response.status_code in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
+        headers.pop("Content-Type", None)  # no body, no type (not werkzeug's text/html)
     # One URL serves JSON, CSV or NDJSON by Accept, gzip or not by Accept-Encoding.
     response.vary.update(("Accept", "Accept-Encoding"))
     headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -38,13 +38,13 @@ class ArticleSchema(Schema):
         required=True,
         allow_none=True,
         validate=label(200),
-        **doc("Publishing outlet, if the text names it.", "News1 (Seoul)"),
+        **doc("Publishing outlet, if the text names it.", "After Russia"),
     )
     byline = ma.fields.String(
         required=True,
         allow_none=True,
         validate=label(200),
-        **doc("Author as credited, if the text names one.", "After Russia"),
+        **doc("Author as credited, if the text names one.", None),
     )
     language = ma.fields.String(
         required=True,

@@ -115,7 +115,13 @@ class Amount(ma.fields.Float):
 
 class QuantitySchema(Schema):
     measure = ma.fields.String(required=True, **doc("What is counted or measured.", "casualties"))
-    value = Amount(required=True, **doc("The number, as a plain value.", 768000))
+    value = Amount(
+        required=True,
+        allow_nan=False,
+        # Whole numbers beyond 2**53 are not exact in a float, and JSON readers differ there.
+        validate=ma.validate.Range(min=-(2**53), max=2**53),
+        **doc("The number, as a plain value.", 768000),
+    )
     unit = ma.fields.String(required=True, **doc("Unit of the value.", "people"))
     qualifier = ma.fields.String(
         required=True,

@@ -35,7 +35,10 @@ def _writable(
     are), or, `partial`, every field may be left out (a merge patch, for the documentation)."""
     fields = {}
     for field_name, schema_field in {**base._declared_fields, **overrides}.items():
-        optional = partial or isinstance(schema_field, ma.fields.List) or schema_field.allow_none
+        may_be_empty = isinstance(schema_field, ma.fields.List) and not any(
+            isinstance(v, ma.validate.Length) and v.min for v in schema_field.validators
+        )  # `sources` may not
+        optional = partial or may_be_empty or schema_field.allow_none
         if not schema_field.dump_only and schema_field.required and optional:
             schema_field = copy.copy(schema_field)  # the base schema's field stays as it is
             schema_field.required = False

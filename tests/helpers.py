@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from sqlalchemy import create_engine, inspect, text
 
 from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
@@ -61,6 +62,28 @@ def unreferenced_event(data_dir: Path) -> str:
         for ref in [*record["contradicts"], *record.get("cases", [])]
     }
     return next(r["id"] for r in records["events"] if r["id"] not in referred)
+
+
+def create_token(app, name: str = "writer", role: str = "admin") -> str:
+    """A new token through the CLI, as a curator gets one: the last line of its output."""
+    result = app.test_cli_runner().invoke(args=["tokens", "create", "--name", name, "--role", role])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("cft_") and " " not in token, result.output
+    return token
+
+
+def snapshot(url: str) -> dict[str, list]:
+    """Every row of every table (the search index's included): proof that nothing changed."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                table: sorted(map(repr, connection.execute(text(f'SELECT * FROM "{table}"'))))
+                for table in sorted(inspect(connection).get_table_names())
+            }
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:

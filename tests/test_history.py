@@ -13,10 +13,9 @@ import jsonpatch
 import pytest
 import yaml
 from flask import Flask
-from sqlalchemy import create_engine, inspect, text
 
 from .conftest import DATA_DIR, load
-from .helpers import links, unreferenced_event, walk
+from .helpers import create_token, links, snapshot, unreferenced_event, walk
 
 API = "/api/v1"
 MERGE_PATCH = "application/merge-patch+json"
@@ -35,12 +34,6 @@ PASSAGES = [
 # Two events that contradict each other, and nothing else refers to the second.
 DISPUTED = "event-reports-equipment-shortages"
 CONTRADICTING = "event-putin-equipment-shortages-resolved"
-
-
-def create_token(app, name: str, role: str) -> str:
-    result = app.test_cli_runner().invoke(args=["tokens", "create", "--name", name, "--role", role])
-    assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1]
 
 
 def header_text(value: str) -> str:
@@ -134,19 +127,6 @@ def replay(history: list[dict]) -> list[dict | None]:
         state = jsonpatch.apply_patch({} if state is None else state, revision["patch"])
         states.append(state)
     return states
-
-
-def snapshot(url: str) -> dict[str, list]:
-    """Every row of every table, to show that a refused load changed nothing."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {
-                table: sorted(map(repr, connection.execute(text(f'SELECT * FROM "{table}"'))))
-                for table in sorted(inspect(connection).get_table_names())
-            }
-    finally:
-        engine.dispose()
 
 
 def involved(site: Site, facts_url: str) -> list[str]:

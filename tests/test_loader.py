@@ -6,26 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
 
 from api.config import PROJECT_DIR
 
 from .conftest import load
-from .helpers import edit, shipped_records, unreferenced_event
-
-
-def snapshot(url: str) -> dict[str, list]:
-    """Every row of every table, to prove that a refused load changed nothing."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            tables = sorted(inspect(connection).get_table_names())
-            return {
-                table: sorted(map(repr, connection.execute(text(f'SELECT * FROM "{table}"'))))
-                for table in tables
-            }
-    finally:
-        engine.dispose()
+from .helpers import edit, shipped_records, snapshot, unreferenced_event
 
 
 def test_loading_twice_changes_nothing(backend, new_app):

@@ -59,7 +59,7 @@ class ActorDetail(
     def get(self, actor_id: str):
         """Get one actor
 
-        The actor and a reference to every record that involves it, with its role there.
+        The actor; the records that involve it are at `facts_url`.
         """
         return editing.shown(blp, "actor", actor_id)
 
