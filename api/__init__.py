@@ -46,7 +46,7 @@ def integrity_conflict(error: IntegrityError):
 
 def refused(error: curation.Refused):
     """A write that breaks a rule, or a record that is not there: 4xx naming the problem."""
-    errors = {"errors": {"body": error.errors}} if error.errors else {}
+    errors = {"errors": {error.location: error.errors}} if error.errors else {}
     return problem(error.status, error.detail, error.headers, **errors)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import db
-from .models import Token, utcnow
+from .models import DatasetState, Token, utcnow
 from .smorest import problem
 
 # What each role may do, by the action a write view declares.
@@ -79,6 +79,13 @@ def requires(action: str):
     def decorator(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            state = db.session().get(DatasetState, 1)
+            if state is not None and state.mirror_of:
+                return problem(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"This server is a read-only mirror of {state.mirror_of}: write there.",
+                    {"Allow": "GET, HEAD, OPTIONS"},
+                )
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not credentials.strip():
                 return unauthorized(

@@ -195,6 +195,32 @@ def register_commands(app: Flask) -> None:
             sys.exit(1)
         click.echo(f"Revoked token {name!r}.")
 
+    @app.cli.group("mirror")
+    def mirror_group():
+        """Follow another server: this database becomes its read-only mirror."""
+
+    @mirror_group.command("pull")
+    @click.argument("source_url")
+    @click.option("--page-size", type=click.IntRange(1, 500), default=500, show_default=True)
+    @reports_database_errors
+    def mirror_pull(source_url: str, page_size: int):
+        """Seed from SOURCE_URL's snapshot (first run), then apply its changes since the last.
+
+        SOURCE_URL is the origin's base URL (http://host:8000). Run it again (from cron, in a
+        loop) to follow; an interrupted run loses nothing, the next resumes after the last
+        page it committed.
+        """
+        from .mirror import MirrorError, pull
+
+        with exclusive():  # one pull at a time
+            upgrade_database()
+            try:
+                report = pull(current_app.extensions["db_writes"], source_url, page_size)
+            except MirrorError as error:
+                click.echo(f"Mirror pull failed: {error}", err=True)
+                sys.exit(1)
+        click.echo(f"Mirror of {source_url.rstrip('/')}: {report}")
+
     @app.cli.group("spec")
     def spec_group():
         """The committed OpenAPI document, openapi.yaml."""

@@ -34,9 +34,11 @@ class Refused(Exception):
         detail: str,
         errors: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        location: str = "body",  # where the fields of `errors` are: the body, the query
     ):
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
+        self.location = location
 
 
 def invalid(errors: dict[str, list[str]]) -> Refused:

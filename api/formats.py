@@ -97,3 +97,12 @@ def streamed(schema: ma.Schema, rows: Iterable, fmt: str, filename: str) -> Resp
         mimetype=FORMAT_MIMETYPES[fmt],  # text/csv gets its charset=utf-8 from werkzeug
         headers={"Content-Disposition": f'inline; filename="{filename}.{fmt}"'},
     )
+
+
+def streamed_lines(lines: Iterable[bytes], filename: str, headers: dict[str, str]) -> Response:
+    """An NDJSON response of lines already serialised, written as they come."""
+    return Response(
+        stream_with_context(_chunked(iter(lines))),
+        mimetype=FORMAT_MIMETYPES["ndjson"],
+        headers={"Content-Disposition": f'inline; filename="{filename}.ndjson"', **headers},
+    )

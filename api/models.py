@@ -216,8 +216,12 @@ class DatasetState(Base):
     __tablename__ = "dataset_state"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    revision: Mapped[int]
+    revision: Mapped[int]  # the sequence number of the latest change
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The feed is complete from this sequence number on (a mirror's history starts at the
+    # snapshot it was seeded from).
+    history_from: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    mirror_of: Mapped[str | None] = mapped_column(String(500))  # a mirror is read-only
 
 
 class SearchDocument(Base):

@@ -348,3 +348,41 @@ def last_versions(session: Session) -> dict[tuple[str, str], tuple[int, str | No
         & (Revision.version == latest.c.v),
     )
     return {(t, i): (v, token, action) for t, i, v, token, action in session.execute(stmt)}
+
+
+# The change feed --------------------------------------------------------------------------------
+
+
+def feed_action(revision: Revision) -> str:
+    """created, updated or deleted: what a mirror does with the change (an import is one of
+    the first two)."""
+    if revision.action != "imported":
+        return revision.action
+    created = revision.patch[:1] == [{"op": "add", "path": "", "value": revision.record}]
+    return "created" if created else "updated"
+
+
+def change_entry(revision: Revision, with_patch: bool = True) -> dict[str, Any]:
+    """A revision as the change feed and snapshots give it: the record as its detail
+    endpoint showed it then, or, for a deletion, the tombstone."""
+    entry = {
+        "seq": revision.seq,
+        "at": revision.at.isoformat(),
+        "type": revision.record_type,
+        "id": revision.record_id,
+        "action": feed_action(revision),
+        "version": revision.version,
+        "token": revision.token_name,
+        "summary": revision.summary,
+    }
+    if revision.record is None:
+        entry["tombstone"] = {
+            "deleted_at": entry["at"],
+            "deleted_by": revision.token_name,
+            "reason": revision.summary,
+        }
+    else:
+        entry["record"] = revision.record
+    if with_patch:
+        entry["patch"] = revision.patch
+    return entry

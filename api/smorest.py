@@ -293,9 +293,10 @@ def page_headers(page: Page, order: list[tuple[str, bool]], list_name: str) -> d
     return {"Link": link_header(links), "X-Total-Count": str(page.total)}
 
 
-def link_header(links: list[tuple[str, str | None]]) -> str:
-    """`<url>; rel="..."` for each (rel, cursor) on the current request's URL and arguments."""
-    args = request.args.to_dict()
+def link_header(links: list[tuple[str, str | None]], **replaced) -> str:
+    """`<url>; rel="..."` for each (rel, cursor) on the current request's URL and arguments
+    (with the `replaced` ones changed)."""
+    args = {**request.args.to_dict(), **{name: str(value) for name, value in replaced.items()}}
     args.pop("cursor", None)
     parts = []
     for rel, cursor in links:

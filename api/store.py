@@ -379,6 +379,72 @@ def get_revision(session: Session, record_type: str, record_id: str, version: in
     ).first()
 
 
+# The change feed and snapshots ----------------------------------------------------------------
+
+SNAPSHOT_ORDER = ("article", "actor", *FACT_TYPES)  # what cites and involves comes first
+
+
+def state(session: Session) -> DatasetState | None:
+    return session.get(DatasetState, 1)
+
+
+def changes(session: Session, since: int, record_type: str | None, limit: int) -> list:
+    """The revisions after `since`, in sequence order (the primary key: any depth is cheap)."""
+    stmt = select(Revision).where(Revision.seq > since)
+    if record_type is not None:
+        stmt = stmt.where(Revision.record_type == record_type)
+    return list(session.scalars(stmt.order_by(Revision.seq).limit(limit)))
+
+
+def revision_as_of(session: Session, record_type: str, record_id: str, seq: int):
+    """The record's latest revision at sequence number `seq`, if it had one by then."""
+    stmt = (
+        revision_query(record_type, record_id)
+        .where(Revision.seq <= seq)
+        .order_by(Revision.seq.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def snapshot(session: Session, as_of: int | None = None) -> Iterator[Revision]:
+    """The latest revision of every record that exists (at `as_of`, if given): articles,
+    actors, then facts by type, each by id. Read in batches; the session closes at the end.
+    """
+    try:
+        for record_type in SNAPSHOT_ORDER:
+            stmt = _snapshot_query(record_type, as_of).execution_options(yield_per=500)
+            yield from session.scalars(stmt)
+    finally:
+        session.close()  # see stream(): only the stream's end can give the connection back
+
+
+def _snapshot_query(record_type: str, as_of: int | None) -> Select:
+    if as_of is None:  # the records as they are: each row's own version
+        model = {"article": Article, "actor": Actor}.get(record_type, Fact)
+        joined = (
+            (Revision.record_type == record_type)
+            & (Revision.record_id == model.id)
+            & (Revision.version == model.version)
+        )
+        stmt = select(Revision).join(model, joined)
+        if model is Fact:
+            stmt = stmt.where(Fact.type == record_type)
+        return stmt.order_by(model.id)
+    latest = (
+        select(func.max(Revision.seq).label("seq"))
+        .where(Revision.record_type == record_type, Revision.seq <= as_of)
+        .group_by(Revision.record_id)
+        .subquery()
+    )
+    return (
+        select(Revision)
+        .join(latest, Revision.seq == latest.c.seq)
+        .where(Revision.action != "deleted")
+        .order_by(Revision.record_id)
+    )
+
+
 # The dataset revision --------------------------------------------------------------------------
 
 

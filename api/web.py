@@ -12,7 +12,7 @@ from flask_smorest import abort
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # What browsers on other origins may read of a response, and send with a write.
-EXPOSED_HEADERS = ["ETag", "Link", "Location", "X-Total-Count", "X-Request-Id"]
+EXPOSED_HEADERS = ["Dataset-Seq", "ETag", "Link", "Location", "X-Total-Count", "X-Request-Id"]
 ALLOWED_HEADERS = [
     "Accept",
     "Authorization",

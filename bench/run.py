@@ -727,7 +727,7 @@ def one_run(backend: str, size: str, args) -> dict:
             )
         elif not args.only or "export" in args.only:
             print(f"[{backend} {size}] CSV export", flush=True)
-            export = measure_export(server, f"{API}/export?format=csv", args.export_timeout)
+            export = measure_export(server, f"{API}/events?format=csv", args.export_timeout)
             result["export_csv"] = export
             print(
                 f"[{backend} {size}]   {export.get('status')} complete={export['complete']} "
@@ -742,7 +742,7 @@ def one_run(backend: str, size: str, args) -> dict:
                 server = Server(url, args.port, log, ["--timeout", "0"])
                 server.start()
                 print(f"[{backend} {size}] CSV export again with --timeout 0", flush=True)
-                again = measure_export(server, f"{API}/export?format=csv", args.export_timeout)
+                again = measure_export(server, f"{API}/events?format=csv", args.export_timeout)
                 again["server"] = " ".join(server.command())
                 result["export_csv_no_timeout"] = again
                 print(
@@ -755,14 +755,14 @@ def one_run(backend: str, size: str, args) -> dict:
             else:
                 etag = export.get("etag")
         else:  # the export's own tag, from its headers alone (a GET would export it all)
-            etag = get(args.port, f"{API}/export?format=csv", method="HEAD").headers.get("ETag")
+            etag = get(args.port, f"{API}/events?format=csv", method="HEAD").headers.get("ETag")
 
         # Conditional GET of the export: a matching If-None-Match is a 304, records unread.
         server.stop()  # backends that end report their statistics
         pg_database = url.rsplit("/", 1)[1] if backend == "postgresql" else None
         reads_before = postgres_reads(pg_database) if pg_database else None
         server.start()
-        conditional_path = f"{API}/export?format=csv"
+        conditional_path = f"{API}/events?format=csv"
         headers = {"If-None-Match": etag or '"none"'}
         try:
             get(args.port, conditional_path, headers)
@@ -923,7 +923,7 @@ def report() -> str:
                     f"({_ms(r['cursor_walk']['p50_ms'])} ms)"
                 ),
                 "deep page ÷ page 1, p50 / p99 (one client)": _ratio,
-                "CSV export (`/export?format=csv`)": lambda r: _export(r, "summary"),
+                "CSV export of the events (`/events?format=csv`)": lambda r: _export(r, "summary"),
                 "CSV export: worker RSS before → peak": lambda r: _export(r, "memory"),
                 "worker RSS after start": lambda r: " / ".join(
                     f"{x:.0f} MB" for x in r["worker_rss_start_mb"]

@@ -54,7 +54,7 @@ GRANIAN = str(run.VENV_BIN / "granian")
 SHIPPED_CONFIG = run.PROJECT_DIR / "gunicorn.conf.py"
 LIST_PATH = f"{run.API}/events?page_size=50"
 HEALTH_PATH = "/healthz"
-EXPORT_PATH = f"{run.API}/export?format=csv"
+EXPORT_PATH = f"{run.API}/events?format=csv"
 APP = "api:create_app"  # an app factory
 BARE = "servers:bare_app"  # the reference, below
 WORKERS = 2
@@ -720,7 +720,7 @@ def one_export(url: str, size: str, fmt: str, config: Config, timeout: float) ->
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        export = run.measure_export(service, f"{run.API}/export?format={fmt}", timeout)
+        export = run.measure_export(service, f"{run.API}/events?format={fmt}", timeout)
     finally:
         stop.set()
         sampler.join()

@@ -561,9 +561,62 @@ class UndatedQuerySchema(TimelineQuerySchema):
     date_to = _date_filter(end=True, example=None)
 
 
+# The change feed, snapshots and reads as of a sequence number ------------------------------
+
+MAX_SEQ = 2**31 - 1  # what an INTEGER column holds
+RECORD_TYPES = ("article", "actor", *COLLECTIONS)
+
+
+def _sequence_number(description: str, **kwargs) -> AsciiInteger:
+    return AsciiInteger(
+        validate=ma.validate.Range(min=0, max=MAX_SEQ),
+        **optional_example(description, None),
+        **kwargs,
+    )
+
+
+AS_OF = (
+    "The state at this sequence number (a value of `Dataset-Seq`, or a change's `seq`): "
+    "records created later are absent, records deleted later are there as they were. "
+    "Left out: the current state."
+)
+
+
+class AsOfQuerySchema(Schema):
+    """A record's detail: now, or as it was at a sequence number."""
+
+    as_of = _sequence_number(AS_OF)
+
+
+class ChangesQuerySchema(Schema):
+    since = AsciiInteger(
+        load_default=0,
+        validate=ma.validate.Range(min=0, max=MAX_SEQ),
+        **doc(
+            "The changes after this sequence number (not including it); 0: from the first. "
+            "A client passes the `seq` of the last change it applied.",
+            0,
+        ),
+    )
+    type = ma.fields.String(
+        validate=ma.validate.OneOf(RECORD_TYPES),
+        metadata={
+            "description": "Only the changes to records of this type.",
+            "enum": list(RECORD_TYPES),
+        },
+    )
+    page_size = _page_size()
+    format = ma.fields.String(
+        load_default="json",
+        validate=ma.validate.OneOf(("json", "ndjson")),
+        **doc("A JSON array, or one change per line (NDJSON).", "json", enum=["json", "ndjson"]),
+    )
+
+
 class ExportQuerySchema(Schema):
     format = ma.fields.String(
         load_default="ndjson",
-        validate=ma.validate.OneOf(FORMATS),
-        **doc("Export format.", "json", enum=list(FORMATS)),
+        validate=ma.validate.OneOf(("ndjson",)),
+        **doc("One record per line, then the manifest (NDJSON).", "ndjson", enum=["ndjson"]),
     )
+    as_of = _sequence_number(AS_OF)

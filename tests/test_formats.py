@@ -2,10 +2,13 @@
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 
 import pytest
+
+from schemas.writes import RECORD_COLLECTIONS
 
 from .conftest import DATA_DIR
 from .helpers import shipped_records, walk
@@ -66,21 +69,33 @@ def test_csv_flattens_nested_fields(client):
         assert row["disputed"] in ("true", "false")
 
 
-@pytest.mark.parametrize("fmt", ["ndjson", "json", "csv"])
-def test_export_streams_every_record_of_every_type(client, fmt):
-    response = fetch(client, f"/api/v1/export?format={fmt}")
+def test_export_is_every_record_as_its_detail_endpoint_shows_it_then_a_manifest(client):
+    response = fetch(client, "/api/v1/export")
     assert response.status_code == 200 and response.was_streamed
-    if fmt == "ndjson":
-        records = ndjson(response)
-    elif fmt == "json":
-        records = response.json
-    else:
-        records = csv_rows(response)
+    lines = response.get_data().splitlines(keepends=True)
+    *entries, manifest = [json.loads(line) for line in lines]
+    manifest = manifest["manifest"]
+    # The manifest: the sequence number (also a header), the counts, a checksum of the lines.
+    assert manifest["seq"] == int(response.headers["Dataset-Seq"])
+    assert manifest["sha256"] == hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    counted = {
+        c: sum(1 for e in entries if RECORD_COLLECTIONS[e["type"]] == c) for c in manifest["counts"]
+    }
+    assert counted == manifest["counts"]
     expected = {r["id"] for records_ in SHIPPED.values() for r in records_}
-    assert {r["id"] for r in records} == expected and len(records) == len(expected)
-    if fmt != "csv":
-        penalty = next(r for r in records if r["type"] == "penalty")
-        assert "max_prison_years" in penalty["details"]
+    facts = [e for e in entries if e["type"] not in ("article", "actor")]
+    assert {e["id"] for e in facts} == expected and len(facts) == len(expected)
+    assert manifest["counts"]["articles"] == 5 and entries[0]["type"] == "article"
+    for entry in entries:
+        detail = client.get(f"/api/v1/{RECORD_COLLECTIONS[entry['type']]}/{entry['id']}")
+        assert entry["record"] == detail.json, entry["id"]
+        assert entry["seq"] <= manifest["seq"] and entry["action"] == "created"
+
+
+def test_export_refuses_other_formats(client):
+    for fmt in ("json", "csv"):
+        response = fetch(client, f"/api/v1/export?format={fmt}")
+        assert response.status_code == 422 and "format" in response.json["errors"]["query"]
 
 
 def test_export_defaults_to_ndjson(client):

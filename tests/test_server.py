@@ -44,10 +44,12 @@ def test_gunicorn_serves_pages_and_exports_with_the_shipped_config(server):
         seen.append([r["id"] for r in json.loads(body)])
     assert seen == [events] * 3
 
-    status, body = fetch(port, "/api/v1/export?format=ndjson")
-    exported = [json.loads(line) for line in body.decode().splitlines()]
+    status, body = fetch(port, "/api/v1/export")
+    *exported, manifest = [json.loads(line) for line in body.decode().splitlines()]
     assert status == 200
-    assert len(exported) == sum(len(rows) for rows in records.values())
+    facts = [line for line in exported if line["type"] not in ("article", "actor")]
+    assert len(facts) == sum(len(rows) for rows in records.values())
+    assert sum(manifest["manifest"]["counts"].values()) == len(exported)
 
     text = log.read_text()
     levels = {json.loads(line)["level"] for line in text.splitlines()}  # every line is JSON

@@ -1,6 +1,6 @@
 """HTTP resources. The order of BLUEPRINTS fixes the order of tags in the spec."""
 
-from . import actors, articles, export, facts, operations, searching, timeline
+from . import actors, articles, changes, export, facts, operations, searching, timeline
 
 BLUEPRINTS = (
     articles.blp,
@@ -8,6 +8,7 @@ BLUEPRINTS = (
     actors.blp,
     searching.blp,
     timeline.blp,
+    changes.blp,
     export.blp,
 )
 # Outside /api/v1: not part of the versioned contract.

@@ -4,7 +4,7 @@ from flask.views import MethodView
 
 from schemas.actors import ActorDetailSchema, ActorSchema
 from schemas.facts import COLLECTIONS, FactsByTypeSchema
-from schemas.queries import ActorQuerySchema, DetailQuerySchema
+from schemas.queries import ActorQuerySchema, AsOfQuerySchema, DetailQuerySchema
 
 from .. import store
 from ..db import db
@@ -50,18 +50,18 @@ ACTOR_ID = path_parameter("actor_id", "Actor id.", "vladimir-putin")
 class ActorDetail(
     editing.detail_writes(blp, "actor", ActorDetailSchema, "actor_id", WRITES), MethodView
 ):
-    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+    @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=True)
     @blp.record_etag
     @blp.response(200, ActorDetailSchema)
     @blp.alt_response(404, "NOT_FOUND")
     @blp.alt_response(410, "GONE")
     @blp.doc(operationId="getActor")
-    def get(self, actor_id: str):
+    def get(self, actor_id: str, as_of: int | None = None):
         """Get one actor
 
         The actor; the records that involve it are at `facts_url`.
         """
-        return editing.shown(blp, "actor", actor_id)
+        return editing.shown(blp, "actor", actor_id, as_of)
 
 
 @blp.route("/<slug:actor_id>/facts", parameters=[ACTOR_ID])

@@ -4,7 +4,7 @@ from flask.views import MethodView
 
 from schemas.articles import ArticleDetailSchema, ArticleSchema
 from schemas.facts import COLLECTIONS, FactsByTypeSchema
-from schemas.queries import ArticleQuerySchema, DetailQuerySchema
+from schemas.queries import ArticleQuerySchema, AsOfQuerySchema, DetailQuerySchema
 
 from .. import store
 from ..db import db
@@ -50,18 +50,18 @@ class ArticleList(editing.list_writes(blp, "article", ArticleDetailSchema, WRITE
 class ArticleDetail(
     editing.detail_writes(blp, "article", ArticleDetailSchema, "article_id", WRITES), MethodView
 ):
-    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+    @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=True)
     @blp.record_etag
     @blp.response(200, ArticleDetailSchema)
     @blp.alt_response(404, "NOT_FOUND")
     @blp.alt_response(410, "GONE")
     @blp.doc(operationId="getArticle")
-    def get(self, article_id: str):
+    def get(self, article_id: str, as_of: int | None = None):
         """Get one article
 
         The article's metadata and its full stored text, which citations index into.
         """
-        return editing.shown(blp, "article", article_id)
+        return editing.shown(blp, "article", article_id, as_of)
 
 
 @blp.route("/<slug:article_id>/facts", parameters=[ARTICLE_ID])

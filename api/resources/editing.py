@@ -93,18 +93,64 @@ def etag_data(record_type: str, row) -> dict:
     return {"type": record_type, "id": row.id, "version": row.version}
 
 
+SEQ_HEADER = "Dataset-Seq"  # the sequence number a response reflects
+
+
 def location(record_type: str, record_id: str) -> str:
     return f"{API_PREFIX}/{RECORD_COLLECTIONS[record_type]}/{record_id}"
 
 
-def shown(blp: Blueprint, record_type: str, record_id: str):
-    """GET of one record: the row and its ETag, a bare 304 if the client has it, 404 or 410."""
-    row = curation.current(db.session(), record_type, record_id)
-    tag = blp._generate_etag(etag_data(record_type, row))
-    headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
-    if tag in if_none_match_tags() or request.if_none_match.star_tag:
+def shown(blp: Blueprint, record_type: str, record_id: str, as_of: int | None = None):
+    """GET of one record (as it was at sequence number `as_of`, if given): the row and its
+    ETag, a bare 304 if the client has it, 404 or 410."""
+    session = db.session()
+    if as_of is not None:
+        return _shown_as_of(blp, record_type, record_id, as_of)
+    row = curation.current(session, record_type, record_id)
+    headers = _record_headers(blp, record_type, row.id, row.version)
+    if _client_has(headers):
         return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
     return row, headers
+
+
+def _shown_as_of(blp: Blueprint, record_type: str, record_id: str, as_of: int):
+    session = db.session()
+    check_as_of(as_of, store.revision(session))
+    revision = store.revision_as_of(session, record_type, record_id, as_of)
+    if revision is None:
+        raise curation.Refused(
+            HTTPStatus.NOT_FOUND,
+            f"No {record_type} with id {record_id!r} at sequence number {as_of}.",
+        )
+    if revision.record is None:
+        raise curation.Gone(revision)
+    headers = _record_headers(blp, record_type, record_id, revision.version)
+    headers[SEQ_HEADER] = str(as_of)
+    if _client_has(headers):
+        return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
+    # The stored representation: what the detail endpoint showed at that version.
+    return Response(orjson.dumps(revision.record), mimetype=JSON, headers=headers)
+
+
+def _record_headers(blp: Blueprint, record_type: str, record_id: str, version: int) -> dict:
+    tag = blp._generate_etag({"type": record_type, "id": record_id, "version": version})
+    return {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
+
+
+def _client_has(headers: dict) -> bool:
+    return headers["ETag"].strip('"') in if_none_match_tags() or request.if_none_match.star_tag
+
+
+def check_as_of(as_of: int, latest: int) -> int:
+    """An as_of no later than the latest change: the future is not known yet (422)."""
+    if as_of > latest:
+        raise curation.Refused(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            f"Invalid query parameter as_of: {as_of} is after the latest change, {latest}.",
+            {"as_of": [f"Must be at most {latest}, the latest change's sequence number."]},
+            location="query",
+        )
+    return as_of
 
 
 def _write(blp: Blueprint, record_type: str, change, media_type: str | None = None) -> Any:

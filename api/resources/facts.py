@@ -4,11 +4,11 @@ from flask.views import MethodView
 
 from schemas.facts import FACT_SCHEMAS, FactSchema
 from schemas.queries import (
+    AsOfQuerySchema,
     CampaignFacetQuerySchema,
     CampaignQuerySchema,
     DecreeFacetQuerySchema,
     DecreeQuerySchema,
-    DetailQuerySchema,
     EventFacetQuerySchema,
     EventQuerySchema,
     PenaltyFacetQuerySchema,
@@ -108,7 +108,7 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
 
     @blp.route("/<slug:fact_id>", parameters=[fact_id])
     class FactDetail(editing.detail_writes(blp, fact_type, schema, "fact_id", docs), MethodView):
-        @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+        @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=True)
         @blp.record_etag
         @blp.response(200, schema)
         @blp.alt_response(404, "NOT_FOUND")
@@ -118,8 +118,8 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
             summary=f"Get one {fact_type}",
             description=f"One {fact_type} with all its sources, actors and contradictions.",
         )
-        def get(self, fact_id: str):
-            return editing.shown(blp, fact_type, fact_id)
+        def get(self, fact_id: str, as_of: int | None = None):
+            return editing.shown(blp, fact_type, fact_id, as_of)
 
     editing.revision_routes(blp, fact_type, fact_id, singular, schema)
     return blp
