@@ -448,6 +448,17 @@ def load_dataset(session: Session, dataset: Dataset, over_api_edits: bool = Fals
     if problems:
         raise DatasetError(problems)
     changes = records.ChangeSet(session, summary=LOAD_SUMMARY, imported=True)
+    if changes.state.mirror_of:
+        raise DatasetError(
+            [
+                Problem(
+                    "-",
+                    "-",
+                    f"this database mirrors {changes.state.mirror_of}: it changes only by "
+                    "`flask mirror pull`",
+                )
+            ]
+        )
     loader = _Loader(session, changes, dataset.timestamps, over_api_edits)
     stale_articles = loader.sync(Article, dataset.articles, lambda _: "article", records.set_plain)
     stale_actors = loader.sync(Actor, dataset.actors, lambda _: "actor", records.set_plain)

@@ -15,7 +15,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +59,6 @@ def _get(url: str):
         raise MirrorError(f"{url}: {error}") from error
 
 
-def _lines(url: str) -> Iterator[dict]:
-    with _get(url) as response:
-        for line in response:
-            yield json.loads(line)
-
-
 def pull(session_factory, source: str, page_size: int = 500) -> PullReport:
     """Bring the mirror up to date with `source` (its base URL); each step its own transaction."""
     source = source.rstrip("/")
@@ -84,14 +77,22 @@ def pull(session_factory, source: str, page_size: int = 500) -> PullReport:
             query = urllib.parse.urlencode(
                 {"since": state.revision, "page_size": page_size, "format": "ndjson"}
             )
-            page = list(_lines(f"{source}{API}/changes?{query}"))
+            with _get(f"{source}{API}/changes?{query}") as response:
+                latest = int(response.headers.get("Dataset-Seq") or 0)
+                page = [json.loads(line) for line in response]
+            if latest < state.revision:
+                raise MirrorError(
+                    f"The origin's latest change is {latest}, before this mirror's "
+                    f"{state.revision}: it was restored from an older state. Mirror it afresh, "
+                    "into a new database."
+                )
             for entry in page:
                 if entry["seq"] <= state.revision:  # applied already (never, unless resent)
                     continue
                 if entry["seq"] != state.revision + 1:
                     raise MirrorError(f"The feed skipped from {state.revision} to {entry['seq']}.")
                 apply(session, entry)
-                state.revision = entry["seq"]
+                state.revision, state.changed_at = entry["seq"], utcnow()
                 report.applied[entry["action"]] += 1
             report.seq = state.revision
         if len(page) < page_size:

@@ -24,7 +24,6 @@ from .models import (
     Fact,
     FactActor,
     Revision,
-    utcnow,
 )
 
 # Sorting and keyset pagination ------------------------------------------------------------------
@@ -451,15 +450,6 @@ def _snapshot_query(record_type: str, as_of: int | None) -> Select:
 def revision(session: Session) -> int:
     """The data's revision: any change bumps it, so it identifies what every GET returns."""
     return session.scalar(select(DatasetState.revision).where(DatasetState.id == 1)) or 0
-
-
-def bump_revision(session: Session) -> None:
-    state = session.get(DatasetState, 1)
-    if state is None:
-        session.add(DatasetState(id=1, revision=1))
-    else:
-        state.revision += 1
-        state.changed_at = utcnow()
 
 
 class AggregateCache:

@@ -30,16 +30,26 @@ passes on any fresh clone:
   data/timestamps.yaml gives them;
 - tokens are random: each is shown as `cft_…` and sent as `$TOKEN` (or the shell variable
   it was given);
-- the operations of a revision's JSON Patch come in an order that varies with Python's hash
-  seed (jsonpatch walks sets of keys), so revisions are shown with `tidy=patches_by_path`,
-  their operations sorted by path (they touch different paths, so any order applies alike);
+- a revision's JSON Patch is made by api.records.diff, in the record's own key order, the same
+  in every process: the change feed shows it as stored; the History example sorts its
+  operations by path (`tidy=patches_by_path`), which reads more easily (they touch different
+  paths, so any order applies alike);
 - the rest is deterministic on a fresh database: the dataset's revision is the number of
   changes made to it, one per record imported by the seeding load (then one more per record
   each write changes), and a record's ETag derives from its type, id and version.
+
+A mirror is a database of its own, served at another base URL (`database("mirror",
+seeded=False, base_url=MIRROR_URL, env=...)`); its `flask mirror pull BASE_URL` reaches the
+origin through api.mirror's own code, whose urllib.request.urlopen (and only that module's)
+asks the origin database's app instead of the network (Database.flask's `origin=`):
+
+    cog.out(console(mirror.flask("mirror", "pull", BASE_URL, origin=origin)))
 """
 
 import atexit
 import datetime as dt
+import hashlib
+import io
 import json
 import os
 import re
@@ -48,16 +58,22 @@ import shutil
 import sys
 import tempfile
 import types
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 # This checkout's packages, before any other install of them (an editable install elsewhere).
 sys.path.insert(0, str(ROOT))
 
 import api  # noqa: E402
+import api.mirror  # noqa: E402
 import api.models  # noqa: E402
 from api import create_app  # noqa: E402
 
@@ -65,6 +81,7 @@ if Path(api.__file__).resolve().parent.parent != ROOT:
     raise ImportError(f"api was imported from {api.__file__}, not from this checkout, {ROOT}")
 
 BASE_URL = "http://127.0.0.1:8000"  # where `make run` serves
+MIRROR_URL = "http://127.0.0.1:8001"  # where the README's mirror serves
 FLASK = [".venv/bin/flask", "--app", "api"]  # the command line the examples show
 SEED_TIME = dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.UTC)  # when the example databases are seeded
 ELLIPSIS = "…"
@@ -109,10 +126,22 @@ def _set_clock(at: str | None) -> None:
 
 class Database:
     """One example database, seeded with the shipped dataset when first used, and the
-    tokens created in it (shell variable -> token)."""
+    tokens created in it (shell variable -> token).
 
-    def __init__(self, name: str, seeded: bool = True, own_data: bool = False):
+    base_url: where its app is shown to serve (and what its Link headers are relative to).
+    env: the environment its `flask` commands are shown with (`DATABASE_URL=...`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        seeded: bool = True,
+        own_data: bool = False,
+        base_url: str = BASE_URL,
+        env: str = "",
+    ):
         self.name, self.seeded, self.own_data = name, seeded, own_data
+        self.base_url, self.env = base_url, env
         self.tokens: dict[str, str] = {}
 
     @cached_property
@@ -162,7 +191,7 @@ class Database:
         # As a server hands them to the app: the bytes curl sends (UTF-8), read as Latin-1.
         headers = {name: value.encode().decode("latin-1") for name, value in (send or {}).items()}
         client = self.app.test_client()
-        return client.open(path, method=method, headers=headers, data=data, base_url=BASE_URL)
+        return client.open(path, method=method, headers=headers, data=data, base_url=self.base_url)
 
     def etag(self, path: str) -> str:
         """The ETag of a GET of `path`: what a conditional request or a write sends."""
@@ -179,6 +208,7 @@ class Database:
         at: str | None = None,
         status: int = 0,
         note: str | None = None,
+        origin: "Database | None" = None,
     ) -> str:
         """A `flask --app api` command and its real output, as a terminal shows them.
 
@@ -187,14 +217,22 @@ class Database:
         clock while it runs; it stays there. status: the exit status it must end with.
         Relative paths in `args` are inside this database's temporary folder (`data` is
         DATA_DIR with `own_data`). note: a comment after the command.
+        origin: the database that answers what the command asks of the origin's base URL
+        (`mirror pull`); any other URL is refused, as by a port nobody listens on.
         """
         _set_clock(at)
+        if origin is not None:
+            # Its app is made (and seeded) first: its own `data load` must not run inside
+            # this command, whose app context (and lock file) Flask's CLI would reuse.
+            _ = origin.app
+            _ORIGINS[origin.base_url] = origin
         cwd = Path.cwd()
         os.chdir(self.tmp)
         try:
             result = self.app.test_cli_runner().invoke(args=list(args))
         finally:
             os.chdir(cwd)
+            _ORIGINS.clear()
         if result.exit_code != status:
             raise RuntimeError(
                 f"flask {shlex.join(args)}: exit {result.exit_code}\n{result.output}"
@@ -205,16 +243,58 @@ class Database:
         for secret in self.tokens.values():
             output = output.replace(secret, TOKEN_SHOWN)
         shown = shlex.join([*FLASK, *args]) + (f"    # {note}" if note else "")
-        return f"$ {shown}\n{output}"
+        return f"$ {self.env + ' ' if self.env else ''}{shown}\n{output}"
+
+
+_ORIGINS: dict[str, Database] = {}  # base URL -> the database serving it, during a command
+
+
+def _urlopen(request: urllib.request.Request, timeout: float | None = None):
+    """urllib.request.urlopen as api.mirror sees it: the example database serving the URL
+    answers through its test client; an error status raises HTTPError, as urlopen does."""
+    url = request.full_url
+    served = [(base, db) for base, db in _ORIGINS.items() if url.startswith(base + "/")]
+    if not served:
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    base_url, origin = served[0]
+    response = origin.request(url[len(base_url) :], dict(request.header_items()))
+    body = response.get_data()
+    if response.status_code >= 400:
+        status = response.status.partition(" ")[2]
+        raise urllib.error.HTTPError(url, response.status_code, status, None, io.BytesIO(body))
+    answer = io.BytesIO(body)  # iterated by lines, and closed by `with`, as urlopen's answer is
+    answer.headers = response.headers  # and its headers (Dataset-Seq), as urlopen's has
+    return answer
+
+
+def _install_network() -> None:
+    """api.mirror reaches its origin with `urllib.request.urlopen`: give that module a
+    `urllib` whose urlopen is _urlopen (only api.mirror's name is rebound)."""
+    request = types.ModuleType("urllib.request")
+    request.__dict__.update(vars(urllib.request))
+    request.urlopen = _urlopen
+    shim = types.ModuleType("urllib")
+    shim.request, shim.error, shim.parse = request, urllib.error, urllib.parse
+    api.mirror.urllib = shim
+
+
+_install_network()
 
 
 SHIPPED = Database("shipped")
 
 
 @cache
-def database(name: str, *, seeded: bool = True, own_data: bool = False) -> Database:
+def database(
+    name: str,
+    *,
+    seeded: bool = True,
+    own_data: bool = False,
+    base_url: str = BASE_URL,
+    env: str = "",
+) -> Database:
     """An example database of its own, for examples that change it (see Database)."""
-    return Database(name, seeded, own_data)
+    return Database(name, seeded, own_data, base_url, env)
 
 
 def request(path: str, send: dict[str, str] | None = None, method: str = "GET"):
@@ -243,6 +323,7 @@ def curl(
     levels: int | None = None,
     grep: str | None = None,
     lines: int | None = None,
+    tail: int | None = None,
     width: int | None = None,
     note: str | None = None,
     tidy: Callable[[Any], Any] | None = None,
@@ -265,9 +346,10 @@ def curl(
     (the record is level 1) shown as `[…]` or `{…}`.
     Other bodies are shown as the shell would shorten them, and the command says so:
     `grep` (an extended regular expression) keeps the matching lines, `lines` the first ones
-    (`head -n`), `width` the first characters of each (`cut -c`).
+    (`head -n`), `tail` the last ones (`tail -n`), `width` the first characters of each
+    (`cut -c`).
     note: a comment after the command.
-    tidy: applied to a JSON body before it is shortened (patches_by_path).
+    tidy: applied to a JSON body before it is shortened (patches_by_path, record_fields).
     db: the database that answers (the shipped dataset unless a Database.curl calls).
     """
     send = dict(send or {})
@@ -294,7 +376,7 @@ def curl(
     options += [shlex.join(["-H", f"{name}: {value}"]) for name, value in send.items()]
     if data is not None:
         options.append("-d " + shlex.quote(_pretty(json_body, "    ").lstrip()))
-    url = shlex.quote(BASE_URL + path)
+    url = shlex.quote(db.base_url + path)
     if method in ("GET", "HEAD"):
         shown = " ".join([shlex.join(command), *options, url])
     else:  # a write: one option a line
@@ -303,6 +385,8 @@ def curl(
         shown += f" | grep -E {shlex.quote(grep)}"
     if lines:
         shown += f" | head -n {lines}"
+    if tail:
+        shown += f" | tail -n {tail}"
     if width:
         shown += f" | cut -c1-{width}"
     if note:
@@ -335,6 +419,8 @@ def curl(
                 shown_lines = [line for line in shown_lines if re.search(grep, line)]
             if lines:
                 shown_lines = shown_lines[:lines]
+            if tail:
+                shown_lines = shown_lines[-tail:]
             if width:
                 shown_lines = [line[:width] for line in shown_lines]
             out += shown_lines
@@ -347,6 +433,52 @@ def patches_by_path(revisions: list[dict]) -> list[dict]:
         {**r, "patch": sorted(r["patch"], key=lambda op: op["path"])} if "patch" in r else r
         for r in revisions
     ]
+
+
+def record_fields(*names: str) -> Callable[[Any], Any]:
+    """A `tidy` for changes (/changes, a snapshot's lines): only the fields `names` of each
+    change's `record`, the others elided (`…`); every field of the change itself is kept."""
+
+    def tidy(changes):
+        if isinstance(changes, dict):
+            return tidy([changes])[0]
+        shown = []
+        for change in changes:
+            record = change.get("record")
+            if isinstance(record, dict):
+                kept = {name: record[name] for name in names if name in record}
+                if len(kept) < len(record):
+                    kept[_MARK] = None
+                change = {**change, "record": kept}
+            shown.append(change)
+        return shown
+
+    return tidy
+
+
+def checksum(path: str, file: str, db: Database = SHIPPED) -> str:
+    """A snapshot saved with curl, and the SHA-256 of its lines but the last (the manifest),
+    as `sed '$d' FILE | sha256sum` prints it, from the app's real answer to `path`."""
+    body = db.request(path).get_data()
+    lines = body.splitlines(keepends=True)
+    digest = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    fetch = shlex.join(["curl", "-s", "-o", file, db.base_url + path])
+    return f"$ {fetch}\n$ sed '$d' {file} | sha256sum\n{digest}  -\n"
+
+
+def stored_bytes(
+    db: Database = SHIPPED, record_type: str | None = None, seq: int | None = None
+) -> tuple[int, int, int]:
+    """What revisions cost: how many there are (of `record_type`, or the one numbered `seq`),
+    and the bytes of JSON their records and their patches take in the SQLite database."""
+    query = (
+        "SELECT count(*), coalesce(sum(length(CAST(record AS BLOB))), 0),"
+        " coalesce(sum(length(CAST(patch AS BLOB))), 0) FROM revisions"
+        " WHERE (:type IS NULL OR record_type = :type) AND (:seq IS NULL OR seq = :seq)"
+    )
+    with db.app.extensions["db"]() as session:
+        count, record, patch = session.execute(text(query), {"type": record_type, "seq": seq}).one()
+    return count, record, patch
 
 
 def console(*examples: str) -> str:

@@ -607,9 +607,12 @@ class ChangesQuerySchema(Schema):
     )
     page_size = _page_size()
     format = ma.fields.String(
-        load_default="json",
         validate=ma.validate.OneOf(("json", "ndjson")),
-        **doc("A JSON array, or one change per line (NDJSON).", "json", enum=["json", "ndjson"]),
+        **doc(
+            "A JSON array, or one change per line (NDJSON); overrides the Accept header.",
+            "json",
+            enum=["json", "ndjson"],
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from schemas.queries import ChangesQuerySchema
 
 from .. import curation, formats, records, store
 from ..db import db
-from ..smorest import PAGE_HEADERS, Blueprint, link_header
+from ..smorest import PAGE_HEADERS, Blueprint, link_header, response_format
 from .editing import SEQ_HEADER
 
 SEQ_HEADER_DOC = {
@@ -46,7 +46,7 @@ class Changes(MethodView):
         operationId="listChanges",
         responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
     )
-    def get(self, since: int, format: str, type: str | None = None, page_size=None):
+    def get(self, since: int, format=None, type: str | None = None, page_size=None):
         """List changes
 
         Each committed change to any record (created, updated, deleted, and the imports of
@@ -74,7 +74,7 @@ class Changes(MethodView):
         if len(page) == size:  # there may be more
             headers["Link"] = link_header([("next", None)], since=page[-1].seq)
         entries = [records.change_entry(revision) for revision in page]
-        if format == "ndjson":
+        if response_format(format) == "ndjson":  # else JSON (a CSV asked for by Accept too)
             lines = [orjson.dumps(entry) + b"\n" for entry in entries]
             return formats.streamed_lines(lines, "changes", headers)
         return Response(orjson.dumps(entries), mimetype="application/json", headers=headers)

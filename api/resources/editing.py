@@ -115,7 +115,7 @@ def shown(blp: Blueprint, record_type: str, record_id: str, as_of: int | None = 
 
 def _shown_as_of(blp: Blueprint, record_type: str, record_id: str, as_of: int):
     session = db.session()
-    check_as_of(as_of, store.revision(session))
+    check_as_of(as_of, session)
     revision = store.revision_as_of(session, record_type, record_id, as_of)
     if revision is None:
         raise curation.Refused(
@@ -141,14 +141,24 @@ def _client_has(headers: dict) -> bool:
     return headers["ETag"].strip('"') in if_none_match_tags() or request.if_none_match.star_tag
 
 
-def check_as_of(as_of: int, latest: int) -> int:
-    """An as_of no later than the latest change: the future is not known yet (422)."""
+def check_as_of(as_of: int, session) -> int:
+    """An as_of within the history this database holds: not after the latest change (the
+    future is not known yet: 422), not before where its history starts (a mirror's starts at
+    its snapshot: 410, as /changes answers)."""
+    state = store.state(session)
+    latest, history_from = (state.revision, state.history_from) if state else (0, 0)
     if as_of > latest:
         raise curation.Refused(
             HTTPStatus.UNPROCESSABLE_ENTITY,
             f"Invalid query parameter as_of: {as_of} is after the latest change, {latest}.",
             {"as_of": [f"Must be at most {latest}, the latest change's sequence number."]},
             location="query",
+        )
+    if as_of < history_from:
+        raise curation.Refused(
+            HTTPStatus.GONE,
+            f"This database's history starts at sequence number {history_from} (a mirror's "
+            "starts at its snapshot): ask the origin for an earlier state.",
         )
     return as_of
 

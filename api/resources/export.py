@@ -78,6 +78,6 @@ class Export(MethodView):
         """
         session = db.session()
         latest = store.revision(session)
-        seq = latest if as_of is None else check_as_of(as_of, latest)
+        seq = latest if as_of is None else check_as_of(as_of, session)
         lines = snapshot_lines(store.snapshot(session, as_of), seq)
         return formats.streamed_lines(lines, "conscription-facts", {SEQ_HEADER: str(seq)})
