@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 from flask_compress import Compress
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import curation, observability, web
 from .cli import register_commands
@@ -36,6 +37,12 @@ def database_unavailable(error: DBAPIError):
     current_app.logger.error("Database error: %s", str(error.orig).strip())
     observability.record_database_error()
     return unavailable("The database is unavailable or not ready; try again later (see /readyz).")
+
+
+def pool_exhausted(error: PoolTimeout):
+    """Every pooled connection is busy: the service is overloaded, briefly."""
+    current_app.logger.error("No database connection free: %s", error)
+    return unavailable("The service is busy; try again shortly.")
 
 
 def integrity_conflict(error: IntegrityError):
@@ -88,6 +95,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.spec.path(rule=metrics_rule, operations=observability.METRICS_OPERATIONS)
     app.register_error_handler(DBAPIError, database_unavailable)
     app.register_error_handler(IntegrityError, integrity_conflict)
+    app.register_error_handler(PoolTimeout, pool_exhausted)
     app.register_error_handler(curation.Refused, refused)
     app.register_error_handler(curation.Gone, gone)
     api.spec.components.security_scheme(

@@ -104,6 +104,9 @@ def requires(action: str):
                     f"A {token.role}'s token may not do this; it needs an admin's token.",
                 )
             g.token_name = token.name
+            # The connection goes back to the pool: the write has its own, and a body that
+            # trickles in must not hold one meanwhile.
+            db.session().close()
             return view(*args, **kwargs)
 
         wrapper._apidoc = getattr(view, "_apidoc", {})

@@ -221,6 +221,10 @@ def record_problems(
                     f"quote {quote!r}, text there {found!r}",
                 )
             )
+    spans = [(c["article_id"], c["start"], c["end"]) for c in record["sources"]]
+    for i, span in enumerate(spans):
+        if span in spans[:i]:
+            problems.append((f"sources[{i}]", "cites the same passage twice"))
     quotes = [citation["quote"] for citation in record["sources"]]
     for where, text in _stated_texts(record):
         if not any(text in quote for quote in quotes):

@@ -82,6 +82,13 @@ class Database:
             g.db_session = current_app.extensions["db"]()
         return g.db_session
 
+    @staticmethod
+    def stream_session() -> Session:
+        """A read session of its own, for a response streamed after the request's teardown
+        (which closes the request's session): its statements, the first one included, see
+        one snapshot. The caller closes it when the stream ends."""
+        return current_app.extensions["db"]()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write: a session whose work is committed together, or rolled back on any error."""

@@ -71,15 +71,18 @@ def pull(session_factory, source: str, page_size: int = 500) -> PullReport:
             if store.revision(session) or session.scalar(select(Revision.seq).limit(1)):
                 raise MirrorError("This database is not a mirror and holds data: not mirrored.")
             report.snapshot = _seed(session, state, source)
+    target = None  # the origin's latest change when the pull began: it stops there
     while True:
         with session_factory() as session, session.begin():
             state = _state(session)
             query = urllib.parse.urlencode(
                 {"since": state.revision, "page_size": page_size, "format": "ndjson"}
             )
-            with _get(f"{source}{API}/changes?{query}") as response:
+            url = f"{source}{API}/changes?{query}"
+            with _get(url) as response:
                 latest = int(response.headers.get("Dataset-Seq") or 0)
-                page = [json.loads(line) for line in response]
+                page = [_parsed(line, url) for line in response]
+            target = latest if target is None else target
             if latest < state.revision:
                 raise MirrorError(
                     f"The origin's latest change is {latest}, before this mirror's "
@@ -95,8 +98,20 @@ def pull(session_factory, source: str, page_size: int = 500) -> PullReport:
                 state.revision, state.changed_at = entry["seq"], utcnow()
                 report.applied[entry["action"]] += 1
             report.seq = state.revision
-        if len(page) < page_size:
+        # Caught up with where the origin was; a busy origin is followed by the next pull.
+        if len(page) < page_size or state.revision >= target:
             return report
+
+
+def _parsed(line: bytes, url: str) -> dict:
+    """A line of the origin's NDJSON; anything else (an HTML page, a cut line) is its fault."""
+    try:
+        parsed = json.loads(line)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise MirrorError(f"{url}: not NDJSON: {line[:80]!r}")
+    return parsed
 
 
 def _state(session: Session) -> DatasetState:
@@ -113,9 +128,10 @@ def _seed(session: Session, state: DatasetState, source: str) -> int:
     manifest (checksum, counts) raises, and the transaction leaves nothing behind."""
     digest, counts, manifest = hashlib.sha256(), Counter(), None
     deferred: list[tuple[Any, list[str]]] = []  # contradictions may point further on
-    with _get(f"{source}{API}/export") as response:
+    url = f"{source}{API}/export"
+    with _get(url) as response:
         for line in response:
-            parsed = json.loads(line)
+            parsed = _parsed(line, url)
             if "manifest" in parsed:
                 manifest = parsed["manifest"]
                 break

@@ -52,7 +52,6 @@ from sqlalchemy import JSON, create_engine, event, make_url, text  # noqa: E402
 
 from api import create_app, search  # noqa: E402
 from api.config import database_url, default_database_url  # noqa: E402
-from api.dataset import content_hash  # noqa: E402
 from api.migrate import upgrade_database  # noqa: E402
 from api.models import (  # noqa: E402
     Actor,
@@ -64,6 +63,7 @@ from api.models import (  # noqa: E402
     FactActor,
     SearchDocument,
 )
+from api.records import content_hash, fact_columns  # noqa: E402
 from schemas.common import ACTOR_ROLES, QUALIFIERS  # noqa: E402
 from schemas.facts import (  # noqa: E402
     CAMPAIGN_KINDS,
@@ -249,22 +249,6 @@ def make_actors(rng: random.Random, vocab: Vocabulary):
             }
         )
     return actors
-
-
-def _loader_fact_columns():
-    """api.dataset._fact_columns, the loader's own mapping of a record to its `facts` row.
-
-    It builds a FactSchema() per call (~170 us: minutes at 1M records); in this process only,
-    the module's FactSchema is swapped for one shared instance, which is all it reads.
-    """
-    import api.dataset as loader
-
-    schema = loader.FactSchema()
-    loader.FactSchema = lambda: schema
-    return loader._fact_columns
-
-
-fact_columns = _loader_fact_columns()
 
 
 # Facts ----------------------------------------------------------------------------------------
@@ -537,6 +521,9 @@ TABLES = {
     "dataset_state": DatasetState.__table__,
 }
 ID_BLOCK = 4  # integer ids of citations per record index: at most 3 are used
+# Columns the records leave to their defaults: every synthetic record is at its first version;
+# the feed's state is an origin's (no history before 0, mirroring nothing).
+DEFAULTS = {"version": 1, "history_from": 0, "mirror_of": None}
 
 
 def row_converter(dialect_name: str):
@@ -565,7 +552,7 @@ def row_converter(dialect_name: str):
     def convert(name: str, row: dict) -> tuple:
         out = []
         for column, process, column_type in processors[name]:
-            value = row[column]
+            value = row.get(column, DEFAULTS.get(column))
             if value is None and isinstance(column_type, JSON) and column_type.none_as_null:
                 out.append(None)
             else:
@@ -734,6 +721,9 @@ def generate(
     with engine.connect() as connection:
         if connection.execute(text("SELECT count(*) FROM facts")).scalar():
             sys.exit("The database already holds records: pass --replace to rebuild it.")
+        # Migration 0005 makes the state row that every write locks; the load writes its own.
+        connection.execute(text("DELETE FROM dataset_state"))
+        connection.commit()
     timings["schema"] = time.perf_counter() - started
 
     # Bulk load: secondary indexes (and SQLite's full-text triggers) are dropped and made again

@@ -114,7 +114,7 @@ class FactSchema(Schema):
     )
     summary = ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1),
+        validate=ma.validate.Length(min=1, max=20_000),
         **doc("What the sources state, in the curators' words.", "The decree orders ..."),
     )
     date = _date(
@@ -124,11 +124,13 @@ class FactSchema(Schema):
     actors = ma.fields.List(
         ma.fields.Nested(ActorRefSchema),
         required=True,
+        validate=ma.validate.Length(max=200),
         **doc("People, organisations and places involved, with their role.", []),
     )
     contradicts = ma.fields.List(
         ma.fields.String(validate=SLUG),
         required=True,
+        validate=ma.validate.Length(max=200),
         **doc("Ids of records that report something contradicting this one.", []),
     )
     sources = ma.fields.List(
@@ -143,6 +145,7 @@ class FactSchema(Schema):
     notes = ma.fields.String(
         required=True,
         allow_none=True,
+        validate=ma.validate.Length(max=20_000),
         **doc("Curators' judgement calls: merges, typing, inferences.", None),
     )
     disputed = ma.fields.Function(

@@ -86,7 +86,7 @@ class CitationWriteSchema(WriteSchema, CitationSchema):
 _SOURCES = ma.fields.List(
     ma.fields.Nested(CitationWriteSchema),
     required=True,
-    validate=ma.validate.Length(min=1),
+    validate=ma.validate.Length(min=1, max=100),
     **doc(
         "Verbatim citations: each an article id and a passage of its text; never empty.",
         [
@@ -104,12 +104,15 @@ def _fact_overrides(schema: type[FactSchema]) -> dict[str, ma.fields.Field]:
     return {"id": _optional_id(example), "sources": _SOURCES}
 
 
+MAX_ARTICLE_TEXT = 200_000  # characters: a long article is a tenth of it
+
 _ARTICLE_OVERRIDES = {
     "id": _optional_id("after-russia-kill-or-be-killed"),
     "file": ma.fields.String(
         load_default=None,
         validate=ma.validate.Regexp(
-            r"^articles/[A-Za-z0-9_.-]+\.txt$", error="Must be articles/<name>.txt."
+            r"^articles/[A-Za-z0-9_.-]{1,180}\.txt$",
+            error="Must be articles/<name>.txt, the name at most 180 characters.",
         ),
         **doc(
             "Where `flask data export` writes the text inside data/; default `articles/<id>.txt`.",
@@ -118,7 +121,7 @@ _ARTICLE_OVERRIDES = {
     ),
     "text": ma.fields.String(
         required=True,
-        validate=ma.validate.Length(min=1),
+        validate=ma.validate.Length(min=1, max=MAX_ARTICLE_TEXT),
         **doc(
             "The article's full text, as received; it cannot change once a record cites it.",
             "After Russia\n...",

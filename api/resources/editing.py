@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest.utils import deepupdate
 
@@ -41,7 +41,13 @@ def read_body(media_type: str) -> Any:
             f"The body must be {media_type}, not {given}.",
             headers={header: media_type},
         )
-    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    raw = request.get_data(cache=False)  # a Content-Length over the limit: 413
+    if request.content_length is None and len(raw) >= limit:
+        # A chunked body is cut at the limit, not refused: one that reaches it is too big.
+        raise curation.Refused(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body is larger than {limit} bytes."
+        )
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -53,19 +59,32 @@ def read_body(media_type: str) -> Any:
     return body
 
 
-def _first_nul(value: Any, path: str = "") -> str | None:
-    """The path of the first string (or key) holding a NUL, which no database text can hold."""
-    if isinstance(value, str):
-        return (path or "(body)") if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            inner = f"{path}.{key}" if path else key
-            if "\x00" in key or (found := _first_nul(item, inner)):
-                return found or inner
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            if found := _first_nul(item, f"{path}[{i}]"):
-                return found
+MAX_DEPTH = 32  # a record nests a few levels; anything deeper is not one
+
+
+def _first_nul(body: Any) -> str | None:
+    """The path of the first string (or key) holding a NUL, which no database text can hold.
+
+    Walked with a stack, not recursion, and refused past MAX_DEPTH: orjson parses nesting
+    deeper than Python code that recurses could follow.
+    """
+    stack = [("", body, 0)]
+    while stack:
+        path, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise curation.invalid({path: [f"Nested deeper than {MAX_DEPTH} levels."]})
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "(body)"
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                inner = f"{path}.{key}" if path else key
+                if "\x00" in key:
+                    return inner
+                stack.append((inner, item, depth + 1))
+        elif isinstance(value, list):
+            items = reversed(list(enumerate(value)))
+            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in items)
     return None
 
 

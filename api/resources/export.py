@@ -76,8 +76,16 @@ class Export(MethodView):
         afterwards loses nothing and repeats nothing. With `as_of`, the dataset as it was
         at that sequence number.
         """
-        session = db.session()
-        latest = store.revision(session)
-        seq = latest if as_of is None else check_as_of(as_of, session)
+        # The sequence number and the records from one snapshot: the request's session
+        # closes before a stream begins, and a new transaction could see later commits.
+        session = db.stream_session()
+        try:
+            latest = store.revision(session)
+            seq = latest if as_of is None else check_as_of(as_of, session)
+        except BaseException:
+            session.close()
+            raise
         lines = snapshot_lines(store.snapshot(session, as_of), seq)
-        return formats.streamed_lines(lines, "conscription-facts", {SEQ_HEADER: str(seq)})
+        response = formats.streamed_lines(lines, "conscription-facts", {SEQ_HEADER: str(seq)})
+        response.call_on_close(session.close)  # also when the stream never starts
+        return response
