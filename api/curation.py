@@ -76,11 +76,12 @@ def _named(ids: list[str]) -> str:
 
 def current(session: Session, record_type: str, record_id: str):
     """The stored record, for a write to change: 404 if it never existed, 410 if deleted."""
-    model = records.MODELS[record_type]
-    stmt = select(model).where(model.id == record_id)
-    if model is Fact:
-        stmt = stmt.where(Fact.type == record_type).options(*store.FACT_LOADING)
-    row = session.scalars(stmt).first()
+    if record_type in FACT_TYPES:
+        row = store.get_fact(session, record_type, record_id)
+    elif record_type == "actor":
+        row = store.get_actor(session, record_id)
+    else:
+        row = store.get_article(session, record_id)
     if row is not None:
         return row
     tombstone = records.last_revision(session, record_type, record_id)
@@ -455,7 +456,3 @@ def delete(changes: records.ChangeSet, record_type: str, row) -> None:
         delete_actor(changes, row)
     else:
         delete_article(changes, row)
-
-
-def collection(record_type: str) -> str:
-    return RECORD_COLLECTIONS[record_type]

@@ -5,7 +5,7 @@ import marshmallow as ma
 from .base import Schema, doc
 from .common import DateValueSchema
 from .contract import API_PREFIX
-from .facts import COLLECTIONS, FactSchema
+from .facts import COLLECTIONS
 
 DOC_COLLECTIONS = {"article": "articles", **COLLECTIONS}
 
@@ -84,16 +84,3 @@ class SearchHitSchema(Schema):
     url = ma.fields.Function(
         _url, **doc("Link to the article or record.", "/api/v1/events/event-dagestan-protests")
     )
-
-
-class FactExportSchema(FactSchema):
-    """Any record, whatever its type: the fields only its type has are in `details`."""
-
-    kind = ma.fields.String(**doc("What sort of record this is.", "decree"))
-    details = ma.fields.Dict(
-        dump_only=True,
-        **doc("The fields only this record's type has, as in its own collection.", {}),
-    )
-
-    def get_attribute(self, obj, attr, default):
-        return ma.Schema.get_attribute(self, obj, attr, default)  # `details` is the column itself
