@@ -4,6 +4,7 @@ import csv
 import io
 import time
 from collections.abc import Iterable, Iterator
+from functools import cache
 
 import marshmallow as ma
 import orjson
@@ -25,6 +26,11 @@ def csv_columns(schema: ma.Schema, prefix: str = "") -> list[str]:
     return columns
 
 
+@cache
+def _columns(schema_class: type[ma.Schema]) -> list[str]:
+    return csv_columns(schema_class())
+
+
 def _cell(record: dict, column: str) -> str:
     value = record
     for part in column.split("."):
@@ -40,21 +46,25 @@ def _cell(record: dict, column: str) -> str:
     return str(value)
 
 
-def _csv(schema: ma.Schema, rows: Iterable) -> Iterator[bytes]:
-    columns = csv_columns(schema)
+def _line(cells: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    csv.writer(buffer).writerow(cells)
+    return buffer.getvalue()
 
-    def line(cells: list) -> bytes:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow(cells)
-        return buffer.getvalue().encode()
 
-    yield line(columns)
+def csv_line(schema: ma.Schema, record: dict) -> str:
+    """The record (as `schema` dumps it) as a line of that schema's CSV, with its line end."""
+    return _line([_cell(record, column) for column in _columns(type(schema))])
+
+
+def csv_header(schema: ma.Schema) -> bytes:
+    return _line(_columns(type(schema))).encode()
+
+
+def _csv(schema: ma.Schema, rows: Iterable) -> Iterator[bytes]:
+    yield csv_header(schema)
     for row in rows:
-        record = schema.dump(row)
-        yield line([_cell(record, column) for column in columns])
+        yield csv_line(schema, schema.dump(row)).encode()
 
 
 def _ndjson(schema: ma.Schema, rows: Iterable) -> Iterator[bytes]:
@@ -67,6 +77,31 @@ def _json_array(schema: ma.Schema, rows: Iterable) -> Iterator[bytes]:
     for index, row in enumerate(rows):
         yield (b"," if index else b"") + orjson.dumps(schema.dump(row))
     yield b"]"
+
+
+def _stored(schema: ma.Schema, forms: Iterable[str], fmt: str) -> Iterator[bytes]:
+    """Records already rendered: their stored JSON, or CSV lines when fmt is csv."""
+    if fmt == "csv":
+        yield csv_header(schema)
+        for form in forms:
+            yield form.encode()
+    elif fmt == "ndjson":
+        for form in forms:
+            yield form.encode() + b"\n"
+    else:
+        yield b"["
+        for index, form in enumerate(forms):
+            yield (b"," if index else b"") + form.encode()
+        yield b"]"
+
+
+def stored_body(schema: ma.Schema, forms: list[str], fmt: str) -> bytes:
+    return b"".join(_stored(schema, forms, fmt))
+
+
+def stored_column(fmt: str) -> str:
+    """The column that holds each record as `fmt` shows it (records.store_forms)."""
+    return "csv_form" if fmt == "csv" else "json_form"
 
 
 def _chunked(parts: Iterator[bytes]) -> Iterator[bytes]:
@@ -90,10 +125,14 @@ def _chunked(parts: Iterator[bytes]) -> Iterator[bytes]:
 _WRITERS = {"csv": _csv, "ndjson": _ndjson, "json": _json_array}
 
 
-def streamed(schema: ma.Schema, rows: Iterable, fmt: str, filename: str) -> Response:
-    """A response that serialises `rows` one at a time while they are fetched."""
+def streamed(
+    schema: ma.Schema, rows: Iterable, fmt: str, filename: str, stored: bool = False
+) -> Response:
+    """A response that serialises `rows` one at a time while they are fetched (`stored`:
+    the rows are their stored forms, already serialised)."""
+    parts = _stored(schema, rows, fmt) if stored else _WRITERS[fmt](schema, rows)
     return Response(
-        stream_with_context(_chunked(_WRITERS[fmt](schema, rows))),
+        stream_with_context(_chunked(parts)),
         mimetype=FORMAT_MIMETYPES[fmt],  # text/csv gets its charset=utf-8 from werkzeug
         headers={"Content-Disposition": f'inline; filename="{filename}.{fmt}"'},
     )

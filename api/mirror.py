@@ -174,6 +174,7 @@ def apply(session: Session, entry: dict[str, Any], deferred: list | None = None)
         if new:
             session.add(row)
         row.version = entry["version"]
+        records.store_forms(record_type, row, record)  # a fact's: as the origin showed it
         session.flush()
         if record_type != "actor":
             document = (

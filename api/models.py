@@ -74,6 +74,11 @@ class Timestamped:
     content_hash: Mapped[str] = mapped_column(String(64))
     # How many revisions the record has had; its ETag (for If-Match) derives from it.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The record as lists show it, JSON and a CSV line, rendered by its schema whenever it
+    # changes (records.store_forms): reads send these instead of serialising rows. Deferred:
+    # the rows that writes load never need them.
+    json_form: Mapped[str | None] = mapped_column(Text, deferred=True)
+    csv_form: Mapped[str | None] = mapped_column(Text, deferred=True)
 
 
 class Article(Timestamped, Base):
@@ -267,6 +272,8 @@ class Revision(Base):
     __table_args__ = (
         Index("ix_revisions_record", "record_type", "record_id", "version", unique=True),
         Index("ix_revisions_record_id", "record_id"),
+        # A record's latest revision at a sequence number (as_of, snapshots at as_of).
+        Index("ix_revisions_record_type_record_id_seq", "record_type", "record_id", "seq"),
     )
 
     id: Mapped[int] = synonym("seq")  # what store.paginate pages by

@@ -11,16 +11,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from schemas.actors import ActorDetailSchema
-from schemas.articles import ArticleDetailSchema
+from schemas.actors import ActorDetailSchema, ActorSchema
+from schemas.articles import ArticleDetailSchema, ArticleSchema
 from schemas.base import read_only_removed
 from schemas.common import date_bounds
 from schemas.facts import FACT_SCHEMAS, FactSchema, detail_fields
 
-from . import search
+from . import formats, search, store
 from .models import (
     FACT_TYPES,
     UNDATED,
@@ -44,9 +45,46 @@ DETAIL_SCHEMAS = {
 }
 
 
+# What a record is shown as in lists (a fact: as on its own; an article: without its text).
+LIST_SCHEMAS = {
+    **{fact_type: schema() for fact_type, schema in FACT_SCHEMAS.items()},
+    "actor": ActorSchema(),
+    "article": ArticleSchema(),
+}
+
+
 def render(record_type: str, row) -> dict[str, Any]:
     """The record as its detail endpoint shows it."""
     return DETAIL_SCHEMAS[record_type].dump(row)
+
+
+def store_forms(record_type: str, row, shown: dict[str, Any] | None = None) -> None:
+    """Render the record as lists show it, JSON and CSV, into the row: reads serve these.
+
+    `shown`: the record as its detail endpoint shows it, if already rendered (for a fact
+    that is its list form too).
+    """
+    schema = LIST_SCHEMAS[record_type]
+    listed = shown if shown is not None and record_type in FACT_TYPES else schema.dump(row)
+    row.json_form = orjson.dumps(listed).decode()
+    row.csv_form = formats.csv_line(schema, listed)
+
+
+def store_missing_forms(session: Session, batch: int = 1000) -> int:
+    """Render the records stored without their forms (by a schema older than them); how many."""
+    done = 0
+    for record_type, model in (("article", Article), ("actor", Actor), ("fact", Fact)):
+        loading = store.FACT_LOADING if model is Fact else ()
+        while True:
+            stmt = select(model).where(model.json_form.is_(None)).order_by(model.id).limit(batch)
+            rows = session.scalars(stmt.options(*loading)).unique().all()
+            for row in rows:
+                store_forms(row.type if model is Fact else record_type, row)
+            session.flush()
+            done += len(rows)
+            if len(rows) < batch:
+                break
+    return done
 
 
 def file_form(record_type: str, row) -> dict[str, Any]:
@@ -196,6 +234,7 @@ class ChangeSet:
                     continue
                 row.updated_at, row.version = self.now, row.version + 1
                 after = render(record_type, row)
+            store_forms(record_type, row, after)
             action = "imported" if self.imported else ("updated" if before else "created")
             self._record(record_type, row.id, row.version, action, after, diff(before, after))
         for touched in self.removed:

@@ -94,6 +94,7 @@ def paginate(
     order: Order,
     page_size: int,
     position: Position | None = None,
+    form: str | None = None,
 ) -> Page:
     """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth).
 
@@ -139,21 +140,27 @@ def paginate(
     has_next = more if not backward else bool(keys)
     has_prev = (position is not None and bool(keys)) if not backward else more
     return Page(
-        items=_by_id(session, _entity(stmt), [getattr(row, id_key) for row in keys]),
+        items=_by_id(session, _entity(stmt), [getattr(row, id_key) for row in keys], form),
         total=total,
         next=at(keys[-1]) if has_next else None,
         prev=at(keys[0], backward=True) if has_prev else None,
     )
 
 
-def _by_id(session: Session, entity: type, ids: list[str]) -> list:
+def _by_id(session: Session, entity: type, ids: list[str], form: str | None = None) -> list:
     """The records with these ids, in this order, with what they are shown with.
 
     Selected by id alone: repeating the list's filters here could make the database plan
-    this query like the list's and read every match again.
+    this query like the list's and read every match again. `form`: read the records' stored
+    form (records.store_forms) in that column instead of the rows.
     """
     if not ids:
         return []
+    if form is not None:  # table columns, not ORM attributes: no ORM result machinery
+        table = entity.__table__
+        stmt = select(table.c.id, table.c[form]).where(table.c.id.in_(ids))
+        found = dict(session.execute(stmt).all())
+        return [found[i] for i in ids if i in found]
     stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
     found = {row.id: row for row in session.scalars(stmt).unique()}
     # A record deleted between the two queries is left out, not shown half-read.
@@ -179,15 +186,27 @@ def _beyond(fields: list[tuple[SortField, bool]], values: list[Any], backward: b
     return or_(*clauses)
 
 
-def stream(session: Session, stmt: Select, sorts: dict[str, SortField], order: Order) -> Iterator:
-    """Every row of `stmt` in order, fetched in batches (exports never hold all rows)."""
+def stream(
+    session: Session,
+    stmt: Select,
+    sorts: dict[str, SortField],
+    order: Order,
+    form: str | None = None,
+) -> Iterator:
+    """Every row of `stmt` in order, fetched in batches (exports never hold all rows);
+    `form`: each row's stored form in that column instead."""
     ordering = [
         sorts[name].column(descending).desc() if descending else sorts[name].column(False).asc()
         for name, descending in with_tiebreak(order)
     ]
-    stmt = stmt.options(*_LOADING.get(_entity(stmt), ()))
+    entity = _entity(stmt)
+    if form is not None:
+        stmt = stmt.with_only_columns(getattr(entity, form))
+    else:
+        stmt = stmt.options(*_LOADING.get(entity, ()))
     try:
-        yield from session.scalars(stmt.order_by(*ordering).execution_options(yield_per=100))
+        batches = stmt.order_by(*ordering).execution_options(yield_per=500 if form else 100)
+        yield from session.scalars(batches)
     finally:
         # The request's teardown closed the session before the stream began: reading rows
         # reopened it, and only the stream's end can give the connection back.
@@ -284,6 +303,12 @@ def get_fact(session: Session, fact_type: str, fact_id: str) -> Fact | None:
     return session.scalars(
         select(Fact).where(Fact.type == fact_type, Fact.id == fact_id).options(*FACT_LOADING)
     ).first()
+
+
+def stored_fact(session: Session, fact_type: str, fact_id: str):
+    """A fact's version and stored JSON (its detail form too), without reading anything else."""
+    stmt = select(Fact.version, Fact.json_form).where(Fact.type == fact_type, Fact.id == fact_id)
+    return session.execute(stmt).first()
 
 
 def facts_by_type(session: Session, stmt: Select) -> dict[str, list[Fact]]:
@@ -447,9 +472,22 @@ def _snapshot_query(record_type: str, as_of: int | None) -> Select:
 # The dataset revision --------------------------------------------------------------------------
 
 
+# A Core statement on the table: the one query of a 304 needs no ORM machinery.
+_REVISION = select(DatasetState.__table__.c.revision).where(DatasetState.__table__.c.id == 1)
+
+
 def revision(session: Session) -> int:
-    """The data's revision: any change bumps it, so it identifies what every GET returns."""
-    return session.scalar(select(DatasetState.revision).where(DatasetState.id == 1)) or 0
+    """The data's revision: any change bumps it, so it identifies what every GET returns.
+
+    Read once per transaction (a request's reads are one): its ETag and its cached counts
+    then agree, for one query.
+    """
+    cached, transaction = session.info.get("revision"), session.get_transaction()
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
+    value = session.scalar(_REVISION) or 0
+    session.info["revision"] = (session.get_transaction(), value)
+    return value
 
 
 class AggregateCache:
@@ -479,9 +517,13 @@ aggregates = AggregateCache()
 
 
 def statement_key(session: Session, stmt: Select) -> tuple:
-    """What identifies a query's result: its SQL and its parameters."""
-    compiled = stmt.compile(dialect=session.get_bind().dialect)
-    return str(compiled), tuple(sorted((k, repr(v)) for k, v in compiled.params.items()))
+    """What identifies a query's result: its structure and its parameters' values.
+
+    SQLAlchemy's own cache key (what its compiled-SQL cache looks up), which costs a walk of
+    the statement rather than compiling it.
+    """
+    cache_key = stmt._generate_cache_key()
+    return cache_key.key, tuple(repr(bind.effective_value) for bind in cache_key.bindparams)
 
 
 def count(session: Session, stmt: Select) -> int:

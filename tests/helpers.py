@@ -11,14 +11,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import yaml
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.orm import Session, undefer
 
+from api import formats, records, store
 from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
+from api.models import Actor, Article, Fact
 from schemas.facts import COLLECTIONS
 
 LINK = re.compile(r'<([^>]+)>; rel="([^"]+)"')
+
+
+def stale_forms(app) -> list[tuple[str, str]]:
+    """(type, id) of every record whose stored JSON or CSV form is not what its schema
+    renders from the record now (records.store_forms)."""
+    stale = []
+    with app.app_context(), Session(app.extensions["db"].kw["bind"]) as session:
+        for model in (Article, Actor, Fact):
+            loading = store.FACT_LOADING if model is Fact else ()
+            stmt = select(model).options(undefer(model.json_form), undefer(model.csv_form))
+            for row in session.scalars(stmt.options(*loading)).unique():
+                record_type = row.type if model is Fact else model.__name__.lower()
+                schema = records.LIST_SCHEMAS[record_type]
+                fresh = schema.dump(row)
+                if row.json_form is None or orjson.loads(row.json_form) != fresh:
+                    stale.append((record_type, row.id))
+                elif row.csv_form != formats.csv_line(schema, fresh):
+                    stale.append((record_type, row.id))
+    return stale
 
 
 def links(response) -> dict[str, str]:

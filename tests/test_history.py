@@ -6,6 +6,7 @@ and goes through HTTP only (plus `flask data load`, as an operator would run it)
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote as url_quote
 
@@ -15,7 +16,7 @@ import yaml
 from flask import Flask
 
 from .conftest import DATA_DIR, load
-from .helpers import create_token, links, snapshot, unreferenced_event, walk
+from .helpers import create_token, links, snapshot, stale_forms, unreferenced_event, walk
 
 API = "/api/v1"
 MERGE_PATCH = "application/merge-patch+json"
@@ -112,11 +113,13 @@ class Site:
 
 
 @pytest.fixture
-def site(backend, new_app) -> Site:
+def site(backend, new_app) -> Iterator[Site]:
     app, url = new_app(backend)
     result = load(app)
     assert result.exit_code == 0, result.output
-    return Site(app, url, create_token(app, "alice", "admin"))
+    yield Site(app, url, create_token(app, "alice", "admin"))
+    # Whatever the test wrote, every record's stored forms are what its schema renders now.
+    assert stale_forms(app) == []
 
 
 def replay(history: list[dict]) -> list[dict | None]:

@@ -5,6 +5,7 @@ Every test gets a new database per backend, loaded with the shipped data/, and t
 """
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from api.dataset import refers_to
 
 from .conftest import load
-from .helpers import create_token
+from .helpers import create_token, stale_forms
 
 API = "/api/v1"
 JSON = "application/json"
@@ -129,16 +130,18 @@ class Site:
 
 
 @pytest.fixture
-def site(backend, new_app) -> Site:
+def site(backend, new_app) -> Iterator[Site]:
     app, _ = new_app(backend)
     result = load(app)
     assert result.exit_code == 0, result.output
-    return Site(
+    yield Site(
         app,
         app.test_client(),
         create_token(app, "carol", "curator"),
         create_token(app, "ada", "admin"),
     )
+    # Whatever the test wrote, every record's stored forms are what its schema renders now.
+    assert stale_forms(app) == []
 
 
 def event(*quotes: str, article_id: str = KALUZHNII, **fields) -> dict:

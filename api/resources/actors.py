@@ -6,7 +6,7 @@ from schemas.actors import ActorDetailSchema, ActorSchema
 from schemas.facts import COLLECTIONS, FactsByTypeSchema
 from schemas.queries import ActorQuerySchema, AsOfQuerySchema, DetailQuerySchema
 
-from .. import store
+from .. import records, store
 from ..db import db
 from ..smorest import Blueprint, abort_not_found, path_parameter
 from . import editing, listing
@@ -39,10 +39,11 @@ class ActorList(editing.list_writes(blp, "actor", ActorDetailSchema, WRITES), Me
         """
         stmt = store.actor_query(**filters)
         return listing.respond(
-            stmt, store.ACTOR_SORTS, sort, page_size, cursor, ActorSchema(), "actors"
+            stmt, store.ACTOR_SORTS, sort, page_size, cursor, LISTED, "actors", stored=True
         )
 
 
+LISTED = records.LIST_SCHEMAS["actor"]
 ACTOR_ID = path_parameter("actor_id", "Actor id.", "vladimir-putin")
 
 

@@ -6,7 +6,7 @@ from schemas.articles import ArticleDetailSchema, ArticleSchema
 from schemas.facts import COLLECTIONS, FactsByTypeSchema
 from schemas.queries import ArticleQuerySchema, AsOfQuerySchema, DetailQuerySchema
 
-from .. import store
+from .. import records, store
 from ..db import db
 from ..smorest import Blueprint, abort_not_found, path_parameter
 from . import editing, listing
@@ -42,7 +42,14 @@ class ArticleList(editing.list_writes(blp, "article", ArticleDetailSchema, WRITE
         """
         stmt = store.article_query()
         return listing.respond(
-            stmt, store.ARTICLE_SORTS, sort, page_size, cursor, ArticleSchema(), "articles"
+            stmt,
+            store.ARTICLE_SORTS,
+            sort,
+            page_size,
+            cursor,
+            records.LIST_SCHEMAS["article"],
+            "articles",
+            stored=True,
         )
 
 

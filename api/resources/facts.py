@@ -16,7 +16,7 @@ from schemas.queries import (
 )
 from schemas.results import FacetsSchema
 
-from .. import store
+from .. import records, store
 from ..db import db
 from ..smorest import Blueprint, path_parameter
 from . import editing, listing
@@ -60,6 +60,7 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
     collection, label, description, query_schema, facet_schema = FACT_RESOURCES[fact_type]
     singular = label[:-1] if fact_type != "penalty" else "Penalty"
     blp = Blueprint(collection, __name__, url_prefix=f"/{collection}", description=description)
+    listed = records.LIST_SCHEMAS[fact_type]
 
     docs = editing.WriteDocs(
         singular=singular,
@@ -83,7 +84,7 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
         def get(self, sort, page_size=None, cursor=None, format=None, **filters):
             stmt = store.fact_query(fact_type, dialect=db.dialect(), **filters)
             return listing.respond(
-                stmt, store.FACT_SORTS, sort, page_size, cursor, schema(), collection
+                stmt, store.FACT_SORTS, sort, page_size, cursor, listed, collection, stored=True
             )
 
     @blp.route("/facets")
