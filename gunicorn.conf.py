@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 
-from gunicorn import util
+from gunicorn import glogging, util
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -60,6 +60,17 @@ logconfig_dict = {
         "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
     },
 }
+
+
+class AppLogsAccess(glogging.Logger):
+    """gunicorn's Logger, less its access log: silenced above, it would still format every
+    request's fields first (a tenth of a 304's time)."""
+
+    def access(self, resp, req, environ, request_time):
+        pass
+
+
+logger_class = AppLogsAccess
 
 # Prometheus: the workers write their counts to files in one directory, and a scrape answered
 # by any worker sums them all (prometheus_client's multiprocess mode). The variable must be set

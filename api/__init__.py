@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import curation, observability, web
 from .cli import register_commands
+from .conditional import ConditionalGets
 from .config import API_PREFIX, Config
 from .db import db
 from .resources import BLUEPRINTS, UNVERSIONED
@@ -81,6 +82,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     observability.init_app(app)
+    ConditionalGets(app)  # inside web's ProxyFix: it sees the client's address
     web.init_app(app)
     Compress(app)
     api = Api(app)

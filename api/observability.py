@@ -14,6 +14,7 @@ import re
 import time
 import uuid
 from http import HTTPStatus
+from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 from flask.logging import wsgi_errors_stream
@@ -109,9 +110,12 @@ def request_id() -> str | None:
     if not has_request_context():
         return None
     if "request_id" not in g:
-        given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
     return g.request_id
+
+
+def sane_request_id(given: str) -> str:
+    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 def record_database_error() -> None:
@@ -148,28 +152,15 @@ def _make_finish(log_access: bool):
         started = g.get("request_started") or time.perf_counter()
         rid = request_id()
         response.headers[REQUEST_ID_HEADER] = rid
-        endpoint = request.endpoint or _UNMATCHED
-        method = request.method if request.method in _METHODS else "other"
+        endpoint, method = request.endpoint or _UNMATCHED, request.method
         status = response.status_code
-        fields = log_access and {
-            "method": request.method,
-            "path": request.path,
-            "query": request.query_string.decode("utf-8", "replace"),
-            "status": status,
-            "bytes": response.content_length,  # None for a stream without Content-Length
-            "endpoint": endpoint,
-            "request_id": rid,
-            "remote_addr": request.remote_addr,
-            "user_agent": request.headers.get("User-Agent"),
-        }
+        fields = log_access and access_fields(
+            request.environ, status, response.content_length, endpoint, rid
+        )
 
         def done() -> None:
             seconds = time.perf_counter() - started
-            REQUESTS.labels(endpoint, method, status).inc()
-            LATENCY.labels(endpoint).observe(seconds)
-            if fields:
-                fields["duration_ms"] = round(seconds * 1000, 3)
-                access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
+            record_request(endpoint, method, status, seconds, fields)  # outside the request
 
         # A stream (an export) ends when the server closes it, long after this hook: time it then.
         if response.is_streamed:
@@ -179,6 +170,38 @@ def _make_finish(log_access: bool):
         return response
 
     return finish
+
+
+def access_fields(
+    environ: dict, status: int, size: int | None, endpoint: str, rid: str
+) -> dict[str, Any]:
+    """What the access log says of a request (from its WSGI environ, whoever answered it)."""
+
+    def text(name: str) -> str:  # WSGI strings are latin-1 stand-ins for the bytes sent
+        return environ.get(name, "").encode("latin-1").decode("utf-8", "replace")
+
+    return {
+        "method": environ["REQUEST_METHOD"],
+        "path": text("PATH_INFO") or "/",
+        "query": text("QUERY_STRING"),
+        "status": status,
+        "bytes": size,  # None for a stream without Content-Length
+        "endpoint": endpoint,
+        "request_id": rid,
+        "remote_addr": environ.get("REMOTE_ADDR"),
+        "user_agent": environ.get("HTTP_USER_AGENT"),
+    }
+
+
+def record_request(
+    endpoint: str, method: str, status: int, seconds: float, fields: dict | None
+) -> None:
+    """Count and time an answered request; log it if `fields` (access_fields) are given."""
+    REQUESTS.labels(endpoint, method if method in _METHODS else "other", status).inc()
+    LATENCY.labels(endpoint).observe(seconds)
+    if fields:
+        fields["duration_ms"] = round(seconds * 1000, 3)
+        access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
 
 
 def _add_request_id(record: logging.LogRecord) -> bool:

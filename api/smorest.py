@@ -13,9 +13,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from schemas.base import Schema, doc
+from schemas.contract import MIN_SEQ_HEADER
 from schemas.queries import encode_cursor, sort_text
 
-from . import observability, store
+from . import conditional, observability, store
 from .db import db
 from .store import Page
 
@@ -120,6 +121,18 @@ class Api(flask_smorest.Api):
         """Our lists page by cursor with Link headers; flask-smorest's X-Pagination is unused."""
 
 
+MIN_SEQ_PARAMETER = {
+    "in": "header",
+    "name": MIN_SEQ_HEADER,
+    "required": False,
+    "description": "Read your own write: the Dataset-Seq a write answered. With read "
+    "replicas, the request is served by one that has replayed it, or by the primary; the "
+    "response's Dataset-Seq says what it reflects. Not a sequence number: 400.",
+    "schema": {"type": "integer", "minimum": 0},
+    "example": 42,
+}
+
+
 class SlugConverter(BaseConverter):
     """Record ids in URLs are slugs: anything else (a NUL byte, a space) is a 404 at routing,
     before it reaches the database."""
@@ -187,13 +200,21 @@ class Blueprint(flask_smorest.Blueprint):
         self.reads_database = reads_database
         self._prepare_doc_cbks.append(self._prepare_common_doc)
 
+    def arguments(self, schema, **kwargs):
+        """A schema class is instantiated once here, not by webargs on every request."""
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)
+
     def _prepare_common_doc(self, doc: dict, doc_info: dict, *, method: str, **_kwargs) -> dict:
         """What operations share: reads need no credentials; the database may be down (503)."""
-        if method in ("get", "head"):
+        reads = method in ("get", "head")
+        if reads:
             doc.setdefault("security", [])
         doc.setdefault("parameters", []).extend(doc_info.get("extra_parameters", []))
         if self.reads_database:
             doc.setdefault("responses", {}).setdefault(503, "SERVICE_UNAVAILABLE")
+            if reads:
+                doc["parameters"].append(MIN_SEQ_PARAMETER)
+                doc["responses"].setdefault(400, "BAD_REQUEST")
         return doc
 
     def etag(self, view):
@@ -208,12 +229,13 @@ class Blueprint(flask_smorest.Blueprint):
         @wraps(view)
         def wrapper(*args, **kwargs):
             fingerprint = {
-                "revision": store.revision(db.session()),
                 "path": request.path,
                 "args": sorted(request.args.items(multi=True)),
                 "format": response_format(),
             }
-            tag = self._generate_etag(fingerprint)
+            # Valid arguments: conditional.py may answer this request's 304s from now on.
+            request.environ[conditional.FINGERPRINT] = (fingerprint, request.endpoint)
+            tag = conditional.etag(fingerprint, store.revision(db.session()))
             headers = {"ETag": f'"{tag}"', "Cache-Control": CACHE_CONTROL}
             if tag in if_none_match_tags():
                 return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
@@ -248,7 +270,9 @@ class Blueprint(flask_smorest.Blueprint):
         (any current version) matching too."""
         tag = self._generate_etag(etag_data)
         flask_smorest.etag._get_etag_ctx()["etag_checked"] = True
-        if not (request.if_match.star_tag or tag in _tags(request.if_match.as_set())):
+        if not (
+            request.if_match.star_tag or tag in conditional.same_tags(request.if_match.as_set())
+        ):
             raise flask_smorest.etag.PreconditionFailed(
                 "The record has changed since the ETag given in If-Match: fetch it again."
             )
@@ -274,12 +298,7 @@ class Blueprint(flask_smorest.Blueprint):
 
 def if_none_match_tags() -> set[str]:
     """If-None-Match's tags, compared weakly (RFC 9110 13.1.2): W/"x" matches "x"."""
-    return _tags(request.if_none_match.as_set(include_weak=True))
-
-
-def _tags(tags) -> set[str]:
-    """flask-compress marks the tags of compressed bodies "<tag>:gzip": that is the same tag."""
-    return {tag.split(":")[0] for tag in tags if tag}  # "" is no tag
+    return conditional.same_tags(request.if_none_match.as_set(include_weak=True))
 
 
 def page_headers(page: Page, order: list[tuple[str, bool]], list_name: str) -> dict[str, str]:

@@ -1,0 +1,142 @@
+"""The cheap conditional GET: a 304 that costs one read of the data's revision.
+
+A list or facets GET carries an ETag made from the data's revision and the request
+(smorest.Blueprint.etag). Once the whole app has answered a request 304, this WSGI layer in
+front of it knows three things about that request (its path, query, Accept and Origin): its
+arguments are valid (the 304 came after they were parsed), the fingerprint its tag is made
+from, and the headers that the 304 carried. The same request again, with a tag that is still
+current, is answered here from those, without Flask, its argument parsing or a session:
+a 304 is never sent for arguments that the app would refuse, and it carries what the app's
+own 304 did (CORS, Vary, Cache-Control), with a fresh request id, log line and metrics.
+
+Anything else, and any error here, goes to the app as usual.
+"""
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cachetools import LRUCache
+from flask import Flask
+from werkzeug.http import parse_etags
+
+from . import observability
+
+FINGERPRINT = "api.etag_fingerprint"  # environ key: set by Blueprint.etag, read here
+MIN_SEQ = "HTTP_MIN_DATASET_SEQ"  # a read-your-writes request: left to the app's routing
+# Headers of the app's 304 that belong to that one response, not to the request.
+_PER_RESPONSE = frozenset({"etag", "x-request-id", "date", "content-length", "dataset-seq"})
+SEQ_HEADER = "Dataset-Seq"  # sent, with replicas, by the database that answered (db.py)
+_REVISION_SQL = "SELECT revision FROM dataset_state WHERE id = 1"
+
+
+def etag(fingerprint: dict[str, Any], revision: int) -> str:
+    """The tag of a request's response at a revision, the app's and this layer's alike (in
+    or out of an app context, whose JSON provider flask-smorest's own tags would use)."""
+    data = orjson.dumps({**fingerprint, "revision": revision}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha1(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Known:
+    fingerprint: dict[str, Any]  # what the tag is made from, but the revision
+    endpoint: str
+    headers: list[tuple[str, str]]
+    reports_seq: bool  # the app's 304 said which sequence number it was at
+
+
+def _key(environ: dict) -> tuple:
+    """What a request's answer may depend on, beside its tag (Host: only whether it is given,
+    which HTTP/1.1 requires)."""
+    return (
+        environ.get("SERVER_PROTOCOL"),
+        bool(environ.get("HTTP_HOST")),
+        environ["REQUEST_METHOD"],
+        environ.get("PATH_INFO", ""),
+        environ.get("QUERY_STRING", ""),
+        environ.get("HTTP_ACCEPT"),
+        environ.get("HTTP_ORIGIN"),
+    )
+
+
+class ConditionalGets:
+    """WSGI middleware: `ConditionalGets(app)` puts itself in front of the app's wsgi_app."""
+
+    def __init__(self, app: Flask, entries: int = 10_000):
+        self.app = app
+        self.next = app.wsgi_app
+        app.wsgi_app = self
+        self.known: LRUCache = LRUCache(maxsize=entries)
+        self.lock = threading.Lock()  # cachetools' caches are not thread-safe
+        self.log_access = app.config.get("ACCESS_LOG", not app.testing)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] not in ("GET", "HEAD") or "HTTP_IF_NONE_MATCH" not in environ:
+            return self.next(environ, start_response)
+        started = time.perf_counter()
+        key = _key(environ)
+        with self.lock:
+            known = self.known.get(key)
+        if known is not None and MIN_SEQ not in environ:
+            try:
+                answered = self._not_modified(environ, start_response, known, started)
+            except Exception:  # noqa: BLE001 - the app answers instead, errors included
+                answered = None
+            if answered is not None:
+                return answered
+        return self.next(environ, self._learning(environ, key, start_response))
+
+    def _not_modified(self, environ, start_response, known: _Known, started: float):
+        revision = self._revision()
+        tag = etag(known.fingerprint, revision)
+        given = parse_etags(environ["HTTP_IF_NONE_MATCH"])
+        if given.star_tag or tag not in same_tags(given.as_set(include_weak=True)):
+            return None
+        rid = observability.sane_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        headers = [*known.headers, ("ETag", f'"{tag}"'), (observability.REQUEST_ID_HEADER, rid)]
+        if known.reports_seq:
+            headers.append((SEQ_HEADER, str(revision)))
+        start_response("304 NOT MODIFIED", headers)
+        seconds = time.perf_counter() - started
+        fields = self.log_access and observability.access_fields(
+            environ, 304, None, known.endpoint, rid
+        )
+        method = environ["REQUEST_METHOD"]
+        observability.record_request(known.endpoint, method, 304, seconds, fields)
+        return []
+
+    def _revision(self) -> int:
+        """The data's revision, read on a pooled connection without a session."""
+        connection = self.app.extensions["db"].kw["bind"].raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(_REVISION_SQL)
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            connection.close()  # back to the pool (which ends any transaction it began)
+        return row[0] if row else 0
+
+    def _learning(self, environ: dict, key: tuple, start_response: Callable) -> Callable:
+        """start_response, remembering an app's 304 that Blueprint.etag made."""
+
+        def learn(status: str, headers: list[tuple[str, str]], exc_info=None):
+            tagged = environ.get(FINGERPRINT)
+            if tagged is not None and status.startswith("304"):
+                kept = [(k, v) for k, v in headers if k.lower() not in _PER_RESPONSE]
+                seq = any(k.lower() == SEQ_HEADER.lower() for k, _ in headers)
+                with self.lock:
+                    self.known[key] = _Known(*tagged, kept, seq)
+            return start_response(status, headers, exc_info)
+
+        return learn
+
+
+def same_tags(tags) -> set[str]:
+    """Tags as compared: flask-compress marks the tags of compressed bodies "<tag>:gzip", and
+    that is the same tag."""
+    return {tag.split(":")[0] for tag in tags if tag}  # "" is no tag
