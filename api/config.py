@@ -20,12 +20,35 @@ def database_url(url: str) -> str:
     return url
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work: the app refuses to start, naming it."""
+
+
+def replica_urls(value: str | list[str], primary: str) -> list[str]:
+    """DATABASE_REPLICA_URL: PostgreSQL URLs separated by commas or whitespace (empty: none),
+    streaming standbys of the PostgreSQL database that DATABASE_URL names."""
+    urls = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    urls = [database_url(url) for url in urls]
+    if urls and not primary.startswith("postgresql"):
+        raise ConfigError(
+            "DATABASE_REPLICA_URL needs a PostgreSQL DATABASE_URL: replicas are streaming "
+            "standbys of the primary PostgreSQL server."
+        )
+    for url in urls:
+        if not url.startswith("postgresql"):
+            raise ConfigError(f"DATABASE_REPLICA_URL: {url.split(':')[0]}:// is not PostgreSQL.")
+    return urls
+
+
 def _list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class Config:
     DATABASE_URL = database_url(os.environ.get("DATABASE_URL") or default_database_url())
+    # Read replicas (PostgreSQL streaming standbys), separated by commas or whitespace; empty:
+    # none. Checked and parsed by replica_urls() when the app starts (db.py).
+    DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "")
     DATA_DIR = Path(os.environ.get("DATA_DIR") or PROJECT_DIR / "data")
 
     # Where clients reach the API (https://facts.example.org): the base of Link URLs. Empty:

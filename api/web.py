@@ -20,6 +20,7 @@ ALLOWED_HEADERS = [
     "Edit-Summary",
     "If-Match",
     "If-None-Match",
+    "Min-Dataset-Seq",
     "X-Request-Id",
 ]
 ALLOWED_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]

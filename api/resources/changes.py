@@ -7,13 +7,12 @@ from flask import Response
 from flask.views import MethodView
 
 from schemas.changes import ChangeSchema
-from schemas.contract import DEFAULT_PAGE_SIZE
+from schemas.contract import DEFAULT_PAGE_SIZE, SEQ_HEADER
 from schemas.queries import ChangesQuerySchema
 
 from .. import curation, formats, records, store
 from ..db import db
 from ..smorest import PAGE_HEADERS, Blueprint, link_header, response_format
-from .editing import SEQ_HEADER
 
 SEQ_HEADER_DOC = {
     SEQ_HEADER: {

@@ -10,17 +10,18 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from flask import Response, current_app, g, request
+from flask import Response, after_this_request, current_app, g, request
 from flask.views import MethodView
 from flask_smorest.utils import deepupdate
 
-from schemas.contract import API_PREFIX
+from schemas.contract import API_PREFIX, SEQ_HEADER
 from schemas.queries import DetailQuerySchema, RevisionQuerySchema
 from schemas.writes import PATCH_SCHEMAS, RECORD_COLLECTIONS, WRITE_SCHEMAS, RevisionSchema
 
 from .. import curation, records, store
 from ..auth import requires
 from ..db import db
+from ..models import FACT_TYPES
 from ..smorest import CACHE_CONTROL, Blueprint, if_none_match_tags
 from . import listing
 
@@ -112,9 +113,6 @@ def etag_data(record_type: str, row) -> dict:
     return {"type": record_type, "id": row.id, "version": row.version}
 
 
-SEQ_HEADER = "Dataset-Seq"  # the sequence number a response reflects
-
-
 def location(record_type: str, record_id: str) -> str:
     return f"{API_PREFIX}/{RECORD_COLLECTIONS[record_type]}/{record_id}"
 
@@ -125,7 +123,14 @@ def shown(blp: Blueprint, record_type: str, record_id: str, as_of: int | None = 
     session = db.session()
     if as_of is not None:
         return _shown_as_of(blp, record_type, record_id, as_of)
-    row = curation.current(session, record_type, record_id)
+    if record_type in FACT_TYPES:  # a fact's stored form is what its detail shows
+        found = store.stored_fact(session, record_type, record_id)
+        if found is not None and found.json_form is not None:
+            headers = _record_headers(blp, record_type, record_id, found.version)
+            if _client_has(headers):
+                return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
+            return Response(found.json_form, mimetype=JSON, headers=headers)
+    row = curation.current(session, record_type, record_id)  # or 404, 410
     headers = _record_headers(blp, record_type, row.id, row.version)
     if _client_has(headers):
         return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
@@ -195,6 +200,15 @@ def _write(blp: Blueprint, record_type: str, change, media_type: str | None = No
         changes = records.ChangeSet(session, token_name=g.get("token_name"), summary=summary)
         result = change(changes, body)
         changes.commit()
+    seq = str(changes.state.revision)
+
+    @after_this_request
+    def report_seq(response: Response) -> Response:
+        # The sequence number the write committed at: a client sends it back as
+        # Min-Dataset-Seq to read its own write from a replica (db.py).
+        response.headers[SEQ_HEADER] = seq
+        return response
+
     if isinstance(result, Response):
         return result
     row, *rest = result
@@ -243,8 +257,16 @@ CITATION_RULES = (
     "in the record's own quotes, references that resolve, no other record citing exactly "
     "the same passages; `contradicts` is kept symmetric (the other record changes too)."
 )
+WRITTEN_HEADERS = {
+    SEQ_HEADER: {
+        "description": "The sequence number the write committed at: send it back as "
+        "Min-Dataset-Seq to read this write from a read replica.",
+        "schema": {"type": "integer"},
+    }
+}
 CREATED_HEADERS = {
     "Location": {"description": "URL of the new record.", "schema": {"type": "string"}},
+    **WRITTEN_HEADERS,
 }
 SUMMARY_PARAMETER = {
     "in": "header",
@@ -419,7 +441,7 @@ def detail_writes(blp: Blueprint, record_type: str, schema, id_name: str, docs: 
     class DetailWrites:
         @requires("write")
         @blp.if_match
-        @blp.response(200, schema)
+        @blp.response(200, schema, headers=WRITTEN_HEADERS)
         @documented_write(record_type, "PUT")
         @blp.doc(
             operationId=f"replace{docs.singular}",
@@ -432,7 +454,7 @@ def detail_writes(blp: Blueprint, record_type: str, schema, id_name: str, docs: 
 
         @requires("write")
         @blp.if_match
-        @blp.response(200, schema)
+        @blp.response(200, schema, headers=WRITTEN_HEADERS)
         @documented_write(record_type, "PATCH")
         @blp.doc(
             operationId=f"update{docs.singular}",
@@ -445,7 +467,7 @@ def detail_writes(blp: Blueprint, record_type: str, schema, id_name: str, docs: 
 
         @requires(docs.delete_needs)
         @blp.if_match
-        @blp.response(204)
+        @blp.response(204, headers=WRITTEN_HEADERS)
         @documented_write(record_type, "DELETE")
         @blp.doc(
             operationId=f"delete{docs.singular}",

@@ -6,6 +6,7 @@ from collections import Counter
 import orjson
 from flask.views import MethodView
 
+from schemas.contract import SEQ_HEADER
 from schemas.queries import ExportQuerySchema
 from schemas.writes import RECORD_COLLECTIONS
 
@@ -13,7 +14,7 @@ from .. import formats, records, store
 from ..db import db
 from ..smorest import Blueprint
 from .changes import SEQ_HEADER_DOC
-from .editing import SEQ_HEADER, check_as_of
+from .editing import check_as_of
 
 blp = Blueprint(
     "export",
