@@ -158,6 +158,7 @@ def apply(session: Session, entry: dict[str, Any], deferred: list | None = None)
     record_type, record_id = entry["type"], entry["id"]
     model = records.MODELS[record_type]
     row = session.get(model, record_id)
+    facets = records.facet_changes(record_type, row, -1)  # what it counted for, if it was
     if entry["action"] == "deleted":
         if row is not None:
             session.delete(row)
@@ -176,6 +177,7 @@ def apply(session: Session, entry: dict[str, Any], deferred: list | None = None)
         row.version = entry["version"]
         records.store_forms(record_type, row, record)  # a fact's: as the origin showed it
         session.flush()
+        facets.update(records.facet_changes(record_type, row))
         if record_type != "actor":
             document = (
                 search.article_document(row)
@@ -183,6 +185,7 @@ def apply(session: Session, entry: dict[str, Any], deferred: list | None = None)
                 else search.fact_document(row)
             )
             search.reindex(session, [document], [])
+    store.count_facet_changes(session, facets)
     at = dt.datetime.fromisoformat(entry["at"])
     session.add(
         Revision(

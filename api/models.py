@@ -229,6 +229,20 @@ class DatasetState(Base):
     mirror_of: Mapped[str | None] = mapped_column(String(500))  # a mirror is read-only
 
 
+class FacetCount(Base):
+    """How many records of a type have each facet value: a whole collection's facets, kept
+    by every write (store.count_facet_changes) so that they are read rather than counted."""
+
+    __tablename__ = "facet_counts"
+
+    record_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    facet: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # The value as JSON (2024, null, "article-id"): one key column holds years, ids and the
+    # unknown year, which a key column could not hold as NULL.
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tally: Mapped[int]
+
+
 class SearchDocument(Base):
     """What full-text search sees of a record or article.
 

@@ -8,6 +8,7 @@ change is numbered, versioned and kept in the history the same way.
 import datetime as dt
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -173,6 +174,13 @@ class _Touched:
     record_type: str
     row: Any
     before: dict[str, Any] | None  # None: created by this change set
+    # A fact's facet counts before the change, subtracted (facet_changes); none if created.
+    facets: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def as_it_is(cls, record_type: str, row) -> "_Touched":
+        """The row before this change set changes it."""
+        return cls(record_type, row, render(record_type, row), facet_changes(record_type, row, -1))
 
 
 @dataclass
@@ -204,7 +212,7 @@ class ChangeSet:
         """Say so before changing `row`: its state now is what the revision's patch starts from."""
         key = (record_type, row.id)
         if key not in self.touched:
-            self.touched[key] = _Touched(record_type, row, render(record_type, row))
+            self.touched[key] = _Touched.as_it_is(record_type, row)
 
     def creating(self, record_type: str, row, version: int = 1) -> None:
         row.created_at = row.created_at or self.now
@@ -215,17 +223,18 @@ class ChangeSet:
 
     def adopting(self, record_type: str, row) -> None:
         """A row stored before history was kept: its first revision records it as it is."""
-        self.touched[(record_type, row.id)] = _Touched(record_type, row, None)
+        facets = facet_changes(record_type, row, -1)  # counted already: no change
+        self.touched[(record_type, row.id)] = _Touched(record_type, row, None, facets)
 
     def deleting(self, record_type: str, row) -> None:
         touched = self.touched.pop((record_type, row.id), None)
-        before = touched.before if touched else render(record_type, row)
-        self.removed.append(_Touched(record_type, row, before))
+        self.removed.append(touched or _Touched.as_it_is(record_type, row))
         self.session.delete(row)
 
     def commit(self) -> list[Revision]:
         """Record a revision for every record that changed; the caller commits."""
         self.session.flush()
+        counts = Counter()  # changes to the facet counts
         for touched in self.touched.values():
             row, record_type, before = touched.row, touched.record_type, touched.before
             after = render(record_type, row)
@@ -235,10 +244,13 @@ class ChangeSet:
                 row.updated_at, row.version = self.now, row.version + 1
                 after = render(record_type, row)
             store_forms(record_type, row, after)
+            counts.update(touched.facets)
+            counts.update(facet_changes(record_type, row))
             action = "imported" if self.imported else ("updated" if before else "created")
             self._record(record_type, row.id, row.version, action, after, diff(before, after))
         for touched in self.removed:
             row = touched.row
+            counts.update(touched.facets)
             self._record(
                 touched.record_type,
                 row.id,
@@ -248,6 +260,7 @@ class ChangeSet:
                 diff(touched.before, None),
             )
         self._reindex()
+        store.count_facet_changes(self.session, counts)
         if self.revisions:
             self.state.revision, self.state.changed_at = self.seq, self.now
         self.session.flush()
@@ -286,6 +299,14 @@ class ChangeSet:
         ]
         if documents or removed:
             search.reindex(self.session, documents, removed)
+
+
+def facet_changes(record_type: str, row, sign: int = 1) -> Counter:
+    """What a fact counts for in its type's facets (store.facet_values), each `sign` times:
+    a change adds its record's new state and subtracts its old one."""
+    if row is None or record_type not in FACT_TYPES:
+        return Counter()
+    return Counter({(row.type, *pair): sign for pair in store.facet_values(row)})
 
 
 def diff(before, after) -> list[dict[str, Any]]:

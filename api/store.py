@@ -2,12 +2,25 @@
 
 import datetime as dt
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from cachetools import LRUCache
-from sqlalchemy import Select, and_, distinct, extract, false, func, or_, select, tuple_
+from sqlalchemy import (
+    Select,
+    and_,
+    delete,
+    distinct,
+    extract,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from schemas.common import LONGEST_DATE_SPAN
@@ -21,6 +34,7 @@ from .models import (
     Article,
     Citation,
     DatasetState,
+    FacetCount,
     Fact,
     FactActor,
     Revision,
@@ -326,14 +340,94 @@ def each_fact(session: Session, fact_type: str) -> Iterator[Fact]:
 # Facets --------------------------------------------------------------------------------------
 
 
-def facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[dict]]:
-    """Counts of the records that `stmt` selects, by each facet: [{value, count}], most first.
+FACETS = ("type", "kind", "year", "article", "actor")
+
+
+def facets(
+    session: Session, stmt: Select, names: list[str], whole: str | None = None
+) -> dict[str, list[dict]]:
+    """Counts of the records that `stmt` selects, by each facet: [{value, count}], most first
+    (ties by value, the unknown year last).
 
     `year` counts records by the year their date begins in (null: year unknown); `article`
-    and `actor` count each record once per article it cites or actor it involves.
+    and `actor` count each record once per article it cites or actor it involves. `whole`:
+    `stmt` selects every record of this type, whose counts writes keep (facet_counts).
     """
+    if whole is not None:
+        return _kept_facets(session, whole, names)
     key = ("facets", tuple(names), statement_key(session, stmt))
     return aggregates.get(session, key, lambda: _facets(session, stmt, names))
+
+
+def _in_facet_order(counts: list[dict]) -> list[dict]:
+    return sorted(counts, key=lambda c: (-c["count"], c["value"] is None, c["value"]))
+
+
+def _kept_facets(session: Session, fact_type: str, names: list[str]) -> dict[str, list[dict]]:
+    stmt = select(FacetCount).where(
+        FacetCount.record_type == fact_type, FacetCount.facet.in_(names)
+    )
+    found: dict[str, list[dict]] = {name: [] for name in names}
+    for row in session.scalars(stmt):
+        found[row.facet].append({"value": orjson.loads(row.value), "count": row.tally})
+    return {name: _in_facet_order(counts) for name, counts in found.items()}
+
+
+def facet_values(fact: Fact) -> set[tuple[str, Any]]:
+    """The (facet, value) pairs a fact counts once for in its type's facets."""
+    values = {
+        ("type", fact.type),
+        ("kind", fact.kind),
+        ("year", fact.date_min.year if fact.date_min else None),
+    }
+    values |= {("article", citation.article_id) for citation in fact.sources}
+    values |= {("actor", link.actor_id) for link in fact.actors}
+    return values
+
+
+def count_facet_changes(session: Session, changes: Counter) -> None:
+    """Apply {(fact type, facet, value): +n or -n} to facet_counts, in one read and a flush.
+
+    Writers take turns (records.ChangeSet), so no other write changes these rows meanwhile.
+    """
+    changes = {
+        (fact_type, facet, orjson.dumps(value).decode()): n
+        for (fact_type, facet, value), n in changes.items()
+        if n
+    }
+    if not changes:
+        return
+    key = tuple_(FacetCount.record_type, FacetCount.facet, FacetCount.value)
+    kept = {
+        (row.record_type, row.facet, row.value): row
+        for row in session.scalars(select(FacetCount).where(key.in_(list(changes))))
+    }
+    for (fact_type, facet, value), n in changes.items():
+        row = kept.get((fact_type, facet, value))
+        if row is None:
+            session.add(FacetCount(record_type=fact_type, facet=facet, value=value, tally=n))
+        elif row.tally + n:
+            row.tally += n
+        else:
+            session.delete(row)
+    session.flush()
+
+
+def count_facets_anew(session: Session) -> None:
+    """Count every type's facets from the records (a migration, a generated database)."""
+    session.execute(delete(FacetCount))
+    for fact_type in FACT_TYPES:
+        for facet, counts in _facets(session, fact_query(fact_type), FACETS).items():
+            session.add_all(
+                FacetCount(
+                    record_type=fact_type,
+                    facet=facet,
+                    value=orjson.dumps(c["value"]).decode(),
+                    tally=c["count"],
+                )
+                for c in counts
+            )
+    session.flush()
 
 
 def _facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[dict]]:
@@ -358,11 +452,13 @@ def _facets(session: Session, stmt: Select, names: list[str]) -> dict[str, list[
             query = query.select_from(matches)
         else:
             query = query.select_from(table).join(matches, matches.c.id == table.fact_id)
-        rows = session.execute(query.group_by(value).order_by(tally.desc(), value))
-        result[name] = [
-            {"value": int(v) if name == "year" and v is not None else v, "count": n}
-            for v, n in rows
-        ]
+        rows = session.execute(query.group_by(value))
+        result[name] = _in_facet_order(
+            [
+                {"value": int(v) if name == "year" and v is not None else v, "count": n}
+                for v, n in rows
+            ]
+        )
     return result
 
 

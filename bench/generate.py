@@ -863,6 +863,12 @@ def generate(
     timings["stored_forms"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    with Session(engine) as session:  # the whole collections' facets, as writes keep them
+        store.count_facets_anew(session)
+        session.commit()
+    timings["facet_counts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
             # Left in WAL mode, as the app's migrations leave it, with an empty log.

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, undefer
 from api import formats, records, store
 from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
-from api.models import Actor, Article, Fact
+from api.models import FACT_TYPES, Actor, Article, Fact
 from schemas.facts import COLLECTIONS
 
 LINK = re.compile(r'<([^>]+)>; rel="([^"]+)"')
@@ -41,6 +41,20 @@ def stale_forms(app) -> list[tuple[str, str]]:
                     stale.append((record_type, row.id))
                 elif row.csv_form != formats.csv_line(schema, fresh):
                     stale.append((record_type, row.id))
+    return stale
+
+
+def stale_facets(app) -> dict[str, dict]:
+    """Per fact type, the whole collection's facets as writes kept them (facet_counts) where
+    they differ from the facets counted from the records now."""
+    stale = {}
+    with app.app_context(), Session(app.extensions["db"].kw["bind"]) as session:
+        for fact_type in FACT_TYPES:
+            everything = store.fact_query(fact_type)
+            kept = store.facets(session, everything, list(store.FACETS), whole=fact_type)
+            counted = store._facets(session, everything, list(store.FACETS))
+            if kept != counted:
+                stale[fact_type] = {"kept": kept, "counted": counted}
     return stale
 
 

@@ -16,7 +16,15 @@ import yaml
 from flask import Flask
 
 from .conftest import DATA_DIR, load
-from .helpers import create_token, links, snapshot, stale_forms, unreferenced_event, walk
+from .helpers import (
+    create_token,
+    links,
+    snapshot,
+    stale_facets,
+    stale_forms,
+    unreferenced_event,
+    walk,
+)
 
 API = "/api/v1"
 MERGE_PATCH = "application/merge-patch+json"
@@ -118,8 +126,9 @@ def site(backend, new_app) -> Iterator[Site]:
     result = load(app)
     assert result.exit_code == 0, result.output
     yield Site(app, url, create_token(app, "alice", "admin"))
-    # Whatever the test wrote, every record's stored forms are what its schema renders now.
+    # Whatever the test wrote, stored forms and kept facet counts are what the records give.
     assert stale_forms(app) == []
+    assert stale_facets(app) == {}
 
 
 def replay(history: list[dict]) -> list[dict | None]:

@@ -16,7 +16,7 @@ from api.migrate import alembic_config, upgrade_database
 from api.models import Actor, Article, Fact
 
 from .conftest import load
-from .helpers import stale_forms, walk
+from .helpers import stale_facets, stale_forms, walk
 
 API = "/api/v1"
 LISTS = {  # collection: the type of its records
@@ -83,7 +83,7 @@ def test_a_fact_detail_is_its_stored_form_with_its_etag(client, loaded_app):
     assert client.get(f"{API}/decrees/{record['id']}").status_code == 404  # another type's id
 
 
-def test_the_migration_renders_the_records_stored_before_it(backend, new_app):
+def test_the_migrations_render_and_count_the_records_stored_before_them(backend, new_app):
     app, _ = new_app(backend)
     assert load(app).exit_code == 0
     with app.app_context(), db.engine().begin() as connection:
@@ -93,6 +93,9 @@ def test_the_migration_renders_the_records_stored_before_it(backend, new_app):
     with app.app_context():
         upgrade_database()
     assert stale_forms(app) == []
+    assert stale_facets(app) == {}  # 0008 counted them
+    events = app.test_client().get("/api/v1/events/facets?facets=kind").get_json()
+    assert sum(c["count"] for c in events["kind"]) == len(walk(app.test_client(), "/api/v1/events"))
 
 
 def test_a_record_left_without_its_forms_is_rendered_again(backend, new_app):

@@ -14,7 +14,7 @@ import pytest
 from api.dataset import refers_to
 
 from .conftest import load
-from .helpers import create_token, stale_forms
+from .helpers import create_token, stale_facets, stale_forms
 
 API = "/api/v1"
 JSON = "application/json"
@@ -140,8 +140,9 @@ def site(backend, new_app) -> Iterator[Site]:
         create_token(app, "carol", "curator"),
         create_token(app, "ada", "admin"),
     )
-    # Whatever the test wrote, every record's stored forms are what its schema renders now.
+    # Whatever the test wrote, stored forms and kept facet counts are what the records give.
     assert stale_forms(app) == []
+    assert stale_facets(app) == {}
 
 
 def event(*quotes: str, article_id: str = KALUZHNII, **fields) -> dict:

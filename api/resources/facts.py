@@ -102,7 +102,8 @@ def fact_blueprint(fact_type: str, schema: type[FactSchema]) -> Blueprint:
         )
         def get(self, facets, **filters):
             stmt = store.fact_query(fact_type, dialect=db.dialect(), **filters)
-            return store.facets(db.session(), stmt, facets)
+            unfiltered = all(value is None for value in filters.values())
+            return store.facets(db.session(), stmt, facets, whole=fact_type if unfiltered else None)
 
     example_id = schema._declared_fields["id"].metadata["example"]
     fact_id = path_parameter("fact_id", f"Id of the {fact_type}.", example_id)
