@@ -13,8 +13,10 @@ Anything else, and any error here, goes to the app as usual.
 """
 
 import hashlib
+import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 import orjson
 from cachetools import LRUCache
 from flask import Flask
+from sqlalchemy import event
 from werkzeug.http import parse_etags
 
 from . import observability
@@ -72,6 +75,11 @@ class ConditionalGets:
         app.wsgi_app = self
         self.known: LRUCache = LRUCache(maxsize=entries)
         self.lock = threading.Lock()  # cachetools' caches are not thread-safe
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()  # connections for _revision
+        # They go when the engine's pooled ones do (its dispose), or with this layer.
+        engine, idle = app.extensions["db"].kw["bind"], self.idle
+        event.listen(engine, "engine_disposed", lambda _engine: _close_all(idle))
+        weakref.finalize(self, _close_all, idle)
         self.log_access = app.config.get("ACCESS_LOG", not app.testing)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -110,16 +118,35 @@ class ConditionalGets:
         return []
 
     def _revision(self) -> int:
-        """The data's revision, read on a pooled connection without a session."""
-        connection = self.app.extensions["db"].kw["bind"].raw_connection()
+        """The data's revision, read on a connection of this layer's own.
+
+        Taken from the engine once and then kept (one per concurrent request): the pool's
+        checkout and reset on return cost as much as the rest of a 304. In autocommit, so
+        that no transaction stays open, and each read sees the latest commit. A connection
+        that fails is dropped (and the app answers that request).
+        """
+        try:
+            connection = self.idle.get_nowait()
+        except queue.Empty:
+            connection = self._connect()
         try:
             cursor = connection.cursor()
             cursor.execute(_REVISION_SQL)
             row = cursor.fetchone()
             cursor.close()
-        finally:
-            connection.close()  # back to the pool (which ends any transaction it began)
+        except Exception:
+            connection.close()
+            raise
+        self.idle.put(connection)
         return row[0] if row else 0
+
+    def _connect(self):
+        fairy = self.app.extensions["db"].kw["bind"].raw_connection()
+        fairy.detach()  # ours now: the pool neither counts nor resets it
+        connection = fairy.dbapi_connection
+        if hasattr(connection, "autocommit"):  # psycopg; sqlite3 begins none for a SELECT
+            connection.autocommit = True
+        return connection
 
     def _learning(self, environ: dict, key: tuple, start_response: Callable) -> Callable:
         """start_response, remembering an app's 304 that Blueprint.etag made."""
@@ -134,6 +161,14 @@ class ConditionalGets:
             return start_response(status, headers, exc_info)
 
         return learn
+
+
+def _close_all(idle: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            idle.get_nowait().close()
+        except queue.Empty:
+            return
 
 
 def same_tags(tags) -> set[str]:

@@ -8,14 +8,15 @@
   gunicorn.conf.py) they are the sums over all workers, whichever worker answers the scrape.
 """
 
+import datetime as dt
 import logging
 import os
 import re
 import time
-import uuid
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from flask import Flask, Response, g, has_request_context, request
 from flask.logging import wsgi_errors_stream
 from flask_smorest import abort
@@ -115,7 +116,8 @@ def request_id() -> str | None:
 
 
 def sane_request_id(given: str) -> str:
-    return given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    # 128 random bits in hex, as uuid4().hex but without building a UUID (a third of the time).
+    return given if _SANE_REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 def record_database_error() -> None:
@@ -197,11 +199,35 @@ def record_request(
     endpoint: str, method: str, status: int, seconds: float, fields: dict | None
 ) -> None:
     """Count and time an answered request; log it if `fields` (access_fields) are given."""
-    REQUESTS.labels(endpoint, method if method in _METHODS else "other", status).inc()
-    LATENCY.labels(endpoint).observe(seconds)
-    if fields:
+    method = method if method in _METHODS else "other"
+    counted = _series.get((endpoint, method, status))
+    if counted is None:  # labels() looks its series up each call: a cheap 304 felt it
+        counted = _series[endpoint, method, status] = (
+            REQUESTS.labels(endpoint, method, status),
+            LATENCY.labels(endpoint),
+        )
+    counted[0].inc()
+    counted[1].observe(seconds)
+    if fields and access_log.isEnabledFor(logging.INFO):
         fields["duration_ms"] = round(seconds * 1000, 3)
-        access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
+        _write_access_line(fields)
+
+
+_series: dict[tuple[str, str, int], tuple] = {}  # bounded: endpoints x methods x statuses
+
+
+def _write_access_line(fields: dict[str, Any]) -> None:
+    """The line the JSON formatter (LOG_FORMAT) would write, without a LogRecord: building
+    one and formatting it took more of a cheap 304's time than the rest of it together."""
+    line = {
+        "level": "INFO",
+        "logger": access_log.name,
+        "pid": os.getpid(),
+        "message": f"{fields['method']} {fields['path']} {fields['status']}",
+        **fields,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+    }
+    _handler.stream.write(orjson.dumps(line).decode() + "\n")
 
 
 def _add_request_id(record: logging.LogRecord) -> bool:

@@ -58,6 +58,11 @@ def stale_facets(app) -> dict[str, dict]:
     return stale
 
 
+def json_lines(text: str) -> list[dict]:
+    """Every line of the text as JSON: one that is not JSON fails the test."""
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def links(response) -> dict[str, str]:
     return {rel: url for url, rel in LINK.findall(response.headers.get("Link", ""))}
 

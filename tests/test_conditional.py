@@ -5,7 +5,7 @@ anything that could answer differently goes to the app."""
 import pytest
 
 from .conftest import load
-from .helpers import create_token
+from .helpers import create_token, json_lines
 
 API = "/api/v1"
 EVENTS = f"{API}/events?page_size=5&sort=-date"
@@ -105,17 +105,20 @@ def test_a_request_without_host_is_still_refused(site):
     assert response.status_code == 400
 
 
-def test_a_304_in_front_of_the_app_is_counted_and_logged(site, caplog):
+def test_a_304_in_front_of_the_app_is_counted_and_logged(site, capsys):
     app, client, reached = site
     tag = learned(client)
     app.wsgi_app.log_access = True  # tests run with the access log off
-    caplog.set_level("INFO", logger="api.access")
     metrics = client.get("/metrics").get_data(as_text=True)
     before = len(reached)
+    capsys.readouterr()
     response = client.get(EVENTS, headers={"If-None-Match": tag, "X-Request-Id": "r-304"})
     assert response.status_code == 304 and len(reached) == before
-    (line,) = [r for r in caplog.records if getattr(r, "request_id", None) == "r-304"]
-    assert (line.status, line.endpoint, line.query) == (
+    (line,) = [
+        line for line in json_lines(capsys.readouterr().err) if line["request_id"] == "r-304"
+    ]
+    assert (line["logger"], line["status"], line["endpoint"], line["query"]) == (
+        "api.access",
         304,
         "events.FactList",
         "page_size=5&sort=-date",

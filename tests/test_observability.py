@@ -1,6 +1,5 @@
 """Request ids, JSON logs and Prometheus metrics, through the HTTP API and under gunicorn."""
 
-import json
 import os
 import re
 import subprocess
@@ -15,7 +14,7 @@ from api import create_app, observability
 from api.config import PROJECT_DIR
 
 from .conftest import dispose, load
-from .helpers import gunicorn
+from .helpers import gunicorn, json_lines
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
@@ -33,11 +32,6 @@ def fresh_app(new_database, backend):
     yield make
     for app in apps:
         dispose(app)
-
-
-def json_lines(text: str) -> list[dict]:
-    """Every line of the text as JSON: one that is not JSON fails the test."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def sample(metrics_text: str, name: str, **labels) -> float:
