@@ -221,13 +221,20 @@ def main(argv=None) -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=8821, help="ours; +1 Datasette, +2 bare")
     parser.add_argument("--venv", type=Path, default=BENCH_DIR / "results" / "datasette-venv")
+    parser.add_argument(
+        "--database-url",
+        help="a SQLite database bench/generate.py made, used as it is (default: the size's, "
+        "regenerated when the code that decides its rows has changed)",
+    )
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(BENCH_DIR))
     import run  # imported here: gunicorn loads this module for bare_app
 
-    run.ensure_database("sqlite", args.size, 1, regenerate=False)
-    url = run.database_for("sqlite", args.size)
+    url = args.database_url
+    if url is None:
+        run.ensure_database("sqlite", args.size, 1, regenerate=False)
+        url = run.database_for("sqlite", args.size)
     db_file = Path(url.removeprefix("sqlite:///"))
     db = db_file.stem
     datasette = datasette_bin(args.venv)
