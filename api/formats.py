@@ -99,6 +99,11 @@ def stored_body(schema: ma.Schema, forms: list[str], fmt: str) -> bytes:
     return b"".join(_stored(schema, forms, fmt))
 
 
+def stored_groups(groups: dict[str, list[str]]) -> bytes:
+    """A JSON object of lists of records in their stored JSON, which goes in as it is."""
+    return orjson.dumps({key: list(map(orjson.Fragment, forms)) for key, forms in groups.items()})
+
+
 def stored_column(fmt: str) -> str:
     """The column that holds each record as `fmt` shows it (records.store_forms)."""
     return "csv_form" if fmt == "csv" else "json_form"

@@ -168,10 +168,14 @@ class Citation(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     fact_id: Mapped[str] = mapped_column(ForeignKey("facts.id", ondelete="CASCADE"), index=True)
     position: Mapped[int]
-    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id"), index=True)
+    article_id: Mapped[str] = mapped_column(ForeignKey("articles.id"))
     quote: Mapped[str] = mapped_column(Text)
     start: Mapped[int]
     end: Mapped[int]
+
+    # An article's records in id order, a page at a time, from the index alone
+    # (store.linked_facts); it serves lookups by article_id too.
+    __table_args__ = (Index("ix_citations_article_id_fact_id", "article_id", "fact_id"),)
 
     fact: Mapped[Fact] = relationship(back_populates="sources")
 
@@ -182,9 +186,13 @@ class FactActor(Base):
     fact_id: Mapped[str] = mapped_column(
         ForeignKey("facts.id", ondelete="CASCADE"), primary_key=True
     )
-    actor_id: Mapped[str] = mapped_column(ForeignKey("actors.id"), primary_key=True, index=True)
+    actor_id: Mapped[str] = mapped_column(ForeignKey("actors.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(32), primary_key=True)
     position: Mapped[int]
+
+    # An actor's records in id order, a page at a time, from the index alone
+    # (store.linked_facts); it serves lookups by actor_id too.
+    __table_args__ = (Index("ix_fact_actors_actor_id_fact_id", "actor_id", "fact_id"),)
 
     fact: Mapped[Fact] = relationship(back_populates="actors")
     actor: Mapped[Actor] = relationship(lazy="joined")

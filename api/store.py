@@ -108,13 +108,16 @@ def paginate(
     order: Order,
     page_size: int,
     position: Position | None = None,
-    form: str | None = None,
+    form: str | tuple[str, ...] | None = None,
+    entity: type | None = None,
 ) -> Page:
     """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth).
 
     The page is chosen on its sort keys alone, which an index can often answer without
     reading a row, and only the page's rows are then read: a filter that matches thousands
-    of rows costs their index entries, not the rows themselves.
+    of rows costs their index entries, not the rows themselves. `entity`: the records shown,
+    when `stmt` selects rows that link to them (their ids in the `id` sort field) rather
+    than the records themselves.
     """
     order = with_tiebreak(order)
     fields = [(sorts[name], descending) for name, descending in order]
@@ -154,26 +157,32 @@ def paginate(
     has_next = more if not backward else bool(keys)
     has_prev = (position is not None and bool(keys)) if not backward else more
     return Page(
-        items=_by_id(session, _entity(stmt), [getattr(row, id_key) for row in keys], form),
+        items=_by_id(
+            session, entity or _entity(stmt), [getattr(row, id_key) for row in keys], form
+        ),
         total=total,
         next=at(keys[-1]) if has_next else None,
         prev=at(keys[0], backward=True) if has_prev else None,
     )
 
 
-def _by_id(session: Session, entity: type, ids: list[str], form: str | None = None) -> list:
+def _by_id(
+    session: Session, entity: type, ids: list[str], form: str | tuple[str, ...] | None = None
+) -> list:
     """The records with these ids, in this order, with what they are shown with.
 
     Selected by id alone: repeating the list's filters here could make the database plan
     this query like the list's and read every match again. `form`: read the records' stored
-    form (records.store_forms) in that column instead of the rows.
+    form (records.store_forms) in that column instead of the rows; given several columns,
+    a row of their values for each record.
     """
     if not ids:
         return []
     if form is not None:  # table columns, not ORM attributes: no ORM result machinery
         table = entity.__table__
-        stmt = select(table.c.id, table.c[form]).where(table.c.id.in_(ids))
-        found = dict(session.execute(stmt).all())
+        columns = [table.c[name] for name in ((form,) if isinstance(form, str) else form)]
+        rows = session.execute(select(table.c.id, *columns).where(table.c.id.in_(ids)))
+        found = {row[0]: row[1] if isinstance(form, str) else row[1:] for row in rows}
         return [found[i] for i in ids if i in found]
     stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
     found = {row.id: row for row in session.scalars(stmt).unique()}
@@ -325,10 +334,40 @@ def stored_fact(session: Session, fact_type: str, fact_id: str):
     return session.execute(stmt).first()
 
 
-def facts_by_type(session: Session, stmt: Select) -> dict[str, list[Fact]]:
-    """The facts `stmt` selects, grouped by type, each group in id order."""
-    facts = session.scalars(stmt.options(*FACT_LOADING).order_by(Fact.id)).all()
-    return {fact_type: [f for f in facts if f.type == fact_type] for fact_type in FACT_TYPES}
+# What links a fact to an actor or an article: the link table's columns of that record's id and
+# of the fact's. A page of one record's facts is read from the links alone, on their (actor_id
+# or article_id, fact_id) index: the page's entries, at any depth, and none of the facts but
+# the page's. (fact_query's `actor` and `article` filters start from the facts instead.)
+_LINKS = {
+    "actor": (FactActor.actor_id, FactActor.fact_id),
+    "article": (Citation.article_id, Citation.fact_id),
+}
+
+
+def linked_facts(
+    session: Session,
+    linked_type: str,
+    linked_id: str,
+    order: Order,
+    page_size: int,
+    position: Position | None = None,
+) -> Page:
+    """One page of the facts that involve the actor or cite the article (`linked_type`), each
+    once, in `order` (of `id` alone): its items are (type, stored JSON) pairs."""
+    linked_column, fact_id = _LINKS[linked_type]
+    # Distinct: a fact may cite an article more than once, or involve an actor in two roles.
+    stmt = select(fact_id).where(linked_column == linked_id).distinct()
+    sorts = {"id": SortField(fact_id)}
+    form = ("type", "json_form")
+    return paginate(session, stmt, sorts, order, page_size, position, form, entity=Fact)
+
+
+def facts_by_type(items: list[tuple[str, Any]]) -> dict[str, list]:
+    """(type, fact) pairs grouped by type, every type present, each group in the pairs' order."""
+    groups: dict[str, list] = {fact_type: [] for fact_type in FACT_TYPES}
+    for fact_type, fact in items:
+        groups[fact_type].append(fact)
+    return groups
 
 
 def each_fact(session: Session, fact_type: str) -> Iterator[Fact]:

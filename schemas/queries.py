@@ -246,13 +246,14 @@ def _cursor(list_name: str, sort: str, keys: list[str], backward: bool = False) 
 # Paging and format ---------------------------------------------------------------------------
 
 
-def _page_size() -> AsciiInteger:
+def _page_size(streamed: bool = True) -> AsciiInteger:
+    """`streamed`: the list is also sent as CSV or NDJSON, which stream every match."""
+    streaming = " CSV and NDJSON stream every match unless page_size or cursor is given."
     return AsciiInteger(
         validate=ma.validate.Range(min=1, max=MAX_PAGE_SIZE),
         **doc(
             f"Results per page (default {DEFAULT_PAGE_SIZE}, at most "
-            f"{MAX_PAGE_SIZE}: more is refused). CSV and NDJSON stream every match "
-            "unless page_size or cursor is given.",
+            f"{MAX_PAGE_SIZE}: more is refused).{streaming if streamed else ''}",
             50,
         ),
     )
@@ -271,8 +272,8 @@ def _format() -> ma.fields.String:
     )
 
 
-class ListQuerySchema(Schema):
-    """Paging and format, shared by every list; subclasses add `sort` or have a fixed `order`.
+class PagedQuerySchema(Schema):
+    """Paging, shared by every list; subclasses add `sort` or have a fixed `order`.
 
     A cursor carries the name of its list and its sort order: one of another list, or of
     another order, would page through the wrong rows, and is refused.
@@ -281,8 +282,7 @@ class ListQuerySchema(Schema):
     list_name: ClassVar[str]
     order: ClassVar[Order | None] = None  # the order of a list without `sort`
 
-    page_size = _page_size()
-    format = _format()
+    page_size = _page_size(streamed=False)
 
     @ma.validates_schema
     def check_cursor(self, data, **kwargs):
@@ -293,6 +293,13 @@ class ListQuerySchema(Schema):
             raise ma.ValidationError("The cursor belongs to another list.", "cursor")
         if cursor["sort"] != sort_text(data.get("sort", self.order)):
             raise ma.ValidationError("The cursor belongs to another sort order.", "cursor")
+
+
+class ListQuerySchema(PagedQuerySchema):
+    """Paging and format, shared by every list of one kind of record."""
+
+    page_size = _page_size()
+    format = _format()
 
 
 class RevisionQuerySchema(ListQuerySchema):
@@ -320,6 +327,22 @@ class ActorQuerySchema(ListQuerySchema):
         validate=ma.validate.OneOf(ACTOR_KINDS),
         **doc("Only actors of this kind.", "person", enum=list(ACTOR_KINDS)),
     )
+
+
+# The records of every type linked to one actor or article: JSON pages in id order, grouped by
+# type (FactsByTypeSchema), so no CSV or NDJSON and no sort.
+
+
+class ActorFactsQuerySchema(PagedQuerySchema):
+    list_name = "actor_facts"
+    order = [("id", False)]
+    cursor = _cursor(list_name, "id", ["decree-partial-mobilisation"])
+
+
+class ArticleFactsQuerySchema(PagedQuerySchema):
+    list_name = "article_facts"
+    order = [("id", False)]
+    cursor = _cursor(list_name, "id", ["decree-partial-mobilisation"])
 
 
 # Facts ---------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,9 @@ from api import formats, records, store
 from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
 from api.models import FACT_TYPES, Actor, Article, Fact
+from schemas.contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from schemas.facts import COLLECTIONS
+from schemas.queries import encode_cursor
 
 LINK = re.compile(r'<([^>]+)>; rel="([^"]+)"')
 
@@ -67,15 +69,132 @@ def links(response) -> dict[str, str]:
     return {rel: url for url, rel in LINK.findall(response.headers.get("Link", ""))}
 
 
-def walk(client, url: str) -> list[dict]:
-    """Every item of a paginated list, following the `next` links."""
-    items: list[dict] = []
+def pages(client, url: str) -> Iterator:
+    """Each page (its response) of a paginated list, following the `next` links."""
     while url:
         response = client.get(url)
         assert response.status_code == 200, response.json
-        items += response.json
+        yield response
         url = links(response).get("next")
-    return items
+
+
+def walk(client, url: str) -> list[dict]:
+    """Every item of a paginated list, following the `next` links."""
+    return [item for response in pages(client, url) for item in response.json]
+
+
+def linked_records(client, url: str) -> list[dict]:
+    """Every record of an actor's or an article's /facts: its pages' groups, in order."""
+    return [
+        record
+        for response in pages(client, url)
+        for group in response.json.values()
+        for record in group
+    ]
+
+
+def assert_linked_pages(client, url: str, page_size: int) -> list[dict]:
+    """Walk an actor's or an article's /facts `page_size` records a page, forward then back,
+    checking each page. The records, in id order.
+
+    A page has every type's group, each in id order, of its type; its records follow those
+    of the page before in id order; every page gives the total; the first has no `prev`,
+    the last no `next`; the `prev` links lead back through the same pages.
+    """
+    forward = list(pages(client, f"{url}?page_size={page_size}"))
+    records: list[dict] = []
+    for number, response in enumerate(forward):
+        groups = response.json
+        assert list(groups) == list(COLLECTIONS.values()), groups
+        for fact_type, collection in COLLECTIONS.items():
+            assert {record["type"] for record in groups[collection]} <= {fact_type}
+        page = sorted((r for group in groups.values() for r in group), key=lambda r: r["id"])
+        for group in groups.values():
+            assert [r["id"] for r in group] == sorted(r["id"] for r in group)
+        assert len(page) == page_size or (number == len(forward) - 1 and len(page) <= page_size)
+        assert not records or not page or records[-1]["id"] < page[0]["id"]
+        records += page
+        rels = links(response)
+        assert ("prev" in rels, "next" in rels) == (number > 0, number < len(forward) - 1)
+    assert {r.headers["X-Total-Count"] for r in forward} == {str(len(records))}
+    backward, previous = [forward[-1].json], links(forward[-1]).get("prev")
+    while previous:
+        response = client.get(previous)
+        assert response.status_code == 200, response.json
+        backward.append(response.json)
+        previous = links(response).get("prev")
+    assert backward[::-1] == [response.json for response in forward]
+    for record in records:
+        assert record == client.get(record["url"]).json
+    if len(records) <= DEFAULT_PAGE_SIZE:  # one page of the default size holds them all
+        whole = client.get(url)
+        grouped = {c: [r for r in records if r["type"] == t] for t, c in COLLECTIONS.items()}
+        assert whole.json == grouped
+        assert whole.headers["Link"] == f'<{url}>; rel="first"'
+    return records
+
+
+def ids_where(records: dict[str, list[dict]], linked: Callable[[dict], bool]) -> list[str]:
+    """The ids of the records (by collection) for which `linked` is true, in id order."""
+    return sorted(record["id"] for group in records.values() for record in group if linked(record))
+
+
+def assert_pages_follow_writes(client, auth: dict[str, str], url: str, event: dict) -> None:
+    """A new event linked to the actor or article whose /facts is `url` is in its pages,
+    once; deleted, it is gone from them."""
+    before = assert_linked_pages(client, url, page_size=2)
+    created = client.post("/api/v1/events", json=event, headers=auth)
+    assert created.status_code == 201, created.json
+    after = assert_linked_pages(client, url, page_size=2)
+    assert [r["id"] for r in after] == sorted([*(r["id"] for r in before), created.json["id"]])
+    assert created.json in after
+    assert delete_current(client, auth, created.headers["Location"]).status_code == 204
+    assert assert_linked_pages(client, url, page_size=2) == before
+
+
+def assert_facts_go_with_their_record(client, auth: dict[str, str], collection: str, body):
+    """A new actor or article (`body`, posted to `collection`) has one empty page of records;
+    once it is deleted (410), its /facts is a 404, as for an id never used."""
+    created = client.post(f"/api/v1/{collection}", json=body, headers=auth)
+    assert created.status_code == 201, created.json
+    path = created.headers["Location"]
+    assert assert_linked_pages(client, f"{path}/facts", page_size=2) == []
+    assert delete_current(client, auth, path).status_code == 204
+    assert client.get(path).status_code == 410
+    gone = client.get(f"{path}/facts")
+    assert gone.status_code == 404 and gone.mimetype == "application/problem+json"
+
+
+def delete_current(client, auth: dict[str, str], path: str):
+    """DELETE of the record at `path`, in the version it has now (If-Match: its ETag)."""
+    tag = client.get(path).headers["ETag"]
+    return client.delete(path, headers={**auth, "If-Match": tag})
+
+
+def assert_paging_refused(client, url: str, list_name: str) -> None:
+    """Bad paging of a /facts list (`url`, without a query) is a 422 naming the parameter;
+    so is a cursor of another list, or of this list (`list_name`) that does not fit its order."""
+    of_events = links(client.get("/api/v1/events?page_size=1"))["next"].split("cursor=")[1]
+    own = links(client.get(f"{url}?page_size=1"))["next"].split("cursor=")[1]
+    too_long = encode_cursor(["decree-a", "decree-b"], False, "id", list_name)
+    for query, name in [
+        ("page_size=0", "page_size"),
+        (f"page_size={MAX_PAGE_SIZE + 1}", "page_size"),
+        ("page_size=two", "page_size"),
+        ("page_size=2&page_size=3", "page_size"),
+        ("cursor=not*base64", "cursor"),
+        (f"cursor={of_events}", "cursor"),
+        (f"cursor={too_long}", "cursor"),
+        ("sort=-id", "sort"),
+        ("format=csv", "format"),
+        ("as_of=1", "as_of"),
+    ]:
+        response = client.get(f"{url}?{query}")
+        assert response.status_code == 422, (query, response.json)
+        assert response.mimetype == "application/problem+json"
+        assert list(response.json["errors"]["query"]) == [name], (query, response.json)
+        assert response.json["detail"].startswith(f"Invalid query parameter {name}:"), query
+    assert client.get(f"{url}?page_size=1&cursor={own}").status_code == 200
 
 
 def shipped_records(data_dir: Path) -> dict[str, list[dict]]:

@@ -18,6 +18,7 @@ from flask import Flask
 from .conftest import DATA_DIR, load
 from .helpers import (
     create_token,
+    linked_records,
     links,
     snapshot,
     stale_facets,
@@ -142,9 +143,8 @@ def replay(history: list[dict]) -> list[dict | None]:
 
 
 def involved(site: Site, facts_url: str) -> list[str]:
-    """The urls of every record listed by an actor's or article's /facts."""
-    groups = site.body(facts_url)
-    return [record["url"] for group in groups.values() for record in group]
+    """The urls of every record listed by an actor's or article's /facts, over its pages."""
+    return [record["url"] for record in linked_records(site.client, facts_url)]
 
 
 # 1. What a load leaves --------------------------------------------------------------------------

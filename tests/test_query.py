@@ -335,6 +335,10 @@ def test_cursor_of_another_sort_is_refused(client):
     assert_cursor_refused(client, "/api/v1/events?sort=-date&page_size=2", by_id)
 
 
+ACTOR_FACTS = "/api/v1/actors/vladimir-putin/facts"
+ARTICLE_FACTS = "/api/v1/articles/after-russia-kill-or-be-killed/facts"
+
+
 def test_cursor_of_another_list_is_refused(client):
     """Two lists in the same order have cursors of the same shape: each takes only its own."""
     cursors = {
@@ -344,6 +348,8 @@ def test_cursor_of_another_list_is_refused(client):
         "/api/v1/events?sort=date": next_cursor(client, "/api/v1/events?sort=date&page_size=1"),
         "/api/v1/timeline/undated": next_cursor(client, "/api/v1/timeline/undated?page_size=1"),
         "/api/v1/search?q=putin": next_cursor(client, "/api/v1/search?q=putin&page_size=1"),
+        ACTOR_FACTS: next_cursor(client, f"{ACTOR_FACTS}?page_size=1"),
+        ARTICLE_FACTS: next_cursor(client, f"{ARTICLE_FACTS}?page_size=1"),
     }
     for url, own in cursors.items():
         response = client.get(with_cursor(url, own))

@@ -3,12 +3,12 @@
 from flask.views import MethodView
 
 from schemas.actors import ActorDetailSchema, ActorSchema
-from schemas.facts import COLLECTIONS, FactsByTypeSchema
-from schemas.queries import ActorQuerySchema, AsOfQuerySchema, DetailQuerySchema
+from schemas.facts import FactsByTypeSchema
+from schemas.queries import ActorFactsQuerySchema, ActorQuerySchema, AsOfQuerySchema
 
 from .. import records, store
 from ..db import db
-from ..smorest import Blueprint, abort_not_found, path_parameter
+from ..smorest import PAGE_HEADERS, Blueprint, abort_not_found, path_parameter
 from . import editing, listing
 
 blp = Blueprint(
@@ -67,22 +67,22 @@ class ActorDetail(
 
 @blp.route("/<slug:actor_id>/facts", parameters=[ACTOR_ID])
 class ActorFacts(MethodView):
-    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+    @blp.arguments(ActorFactsQuerySchema, location="query", as_kwargs=True)
     @blp.etag
-    @blp.response(200, FactsByTypeSchema)
+    @blp.response(200, FactsByTypeSchema, description=listing.LINKED_PAGE, headers=PAGE_HEADERS)
     @blp.alt_response(404, "NOT_FOUND")
     @blp.doc(operationId="listActorFacts")
-    def get(self, actor_id: str):
-        """List every record involving an actor
+    def get(self, actor_id: str, page_size=None, cursor=None):
+        """List the records involving an actor
 
-        All decrees, campaigns, penalties and events that involve the actor, grouped by
-        type; each lists the actor's role among its `actors`.
+        The decrees, campaigns, penalties and events that involve the actor, a page at a time
+        in id order, grouped by type; each lists the actor's role among its `actors`.
         """
-        session = db.session()
-        if store.get_actor(session, actor_id) is None:
+        if store.get_actor(db.session(), actor_id) is None:
             abort_not_found("actor", actor_id)
-        facts = store.facts_by_type(session, store.fact_query(None, actor=actor_id))
-        return {COLLECTIONS[fact_type]: items for fact_type, items in facts.items()}
+        return listing.respond_linked_facts(
+            "actor", actor_id, ActorFactsQuerySchema.order, page_size, cursor, "actor_facts"
+        )
 
 
 editing.revision_routes(blp, "actor", ACTOR_ID, "Actor", ActorDetailSchema)

@@ -3,12 +3,12 @@
 from flask.views import MethodView
 
 from schemas.articles import ArticleDetailSchema, ArticleSchema
-from schemas.facts import COLLECTIONS, FactsByTypeSchema
-from schemas.queries import ArticleQuerySchema, AsOfQuerySchema, DetailQuerySchema
+from schemas.facts import FactsByTypeSchema
+from schemas.queries import ArticleFactsQuerySchema, ArticleQuerySchema, AsOfQuerySchema
 
 from .. import records, store
 from ..db import db
-from ..smorest import Blueprint, abort_not_found, path_parameter
+from ..smorest import PAGE_HEADERS, Blueprint, abort_not_found, path_parameter
 from . import editing, listing
 
 blp = Blueprint(
@@ -73,21 +73,22 @@ class ArticleDetail(
 
 @blp.route("/<slug:article_id>/facts", parameters=[ARTICLE_ID])
 class ArticleFacts(MethodView):
-    @blp.arguments(DetailQuerySchema, location="query", as_kwargs=True)
+    @blp.arguments(ArticleFactsQuerySchema, location="query", as_kwargs=True)
     @blp.etag
-    @blp.response(200, FactsByTypeSchema)
+    @blp.response(200, FactsByTypeSchema, description=listing.LINKED_PAGE, headers=PAGE_HEADERS)
     @blp.alt_response(404, "NOT_FOUND")
     @blp.doc(operationId="listArticleFacts")
-    def get(self, article_id: str):
-        """List every record citing an article
+    def get(self, article_id: str, page_size=None, cursor=None):
+        """List the records citing an article
 
-        All decrees, campaigns, penalties and events that cite the article, grouped by type.
+        The decrees, campaigns, penalties and events that cite the article, a page at a time
+        in id order, grouped by type.
         """
-        session = db.session()
-        if store.get_article(session, article_id) is None:
+        if store.get_article(db.session(), article_id) is None:
             abort_not_found("article", article_id)
-        facts = store.facts_by_type(session, store.fact_query(None, article=article_id))
-        return {COLLECTIONS[fact_type]: items for fact_type, items in facts.items()}
+        return listing.respond_linked_facts(
+            "article", article_id, ArticleFactsQuerySchema.order, page_size, cursor, "article_facts"
+        )
 
 
 editing.revision_routes(blp, "article", ARTICLE_ID, "Article", ArticleDetailSchema)
