@@ -174,8 +174,12 @@ class Citation(Base):
     end: Mapped[int]
 
     # An article's records in id order, a page at a time, from the index alone
-    # (store.linked_facts); it serves lookups by article_id too.
-    __table_args__ = (Index("ix_citations_article_id_fact_id", "article_id", "fact_id"),)
+    # (store.linked_facts); it serves lookups by article_id too. The records citing one
+    # passage: what every write's duplicate check looks up (curation._same_citations).
+    __table_args__ = (
+        Index("ix_citations_article_id_fact_id", "article_id", "fact_id"),
+        Index("ix_citations_article_id_start_end", "article_id", "start", "end"),
+    )
 
     fact: Mapped[Fact] = relationship(back_populates="sources")
 

@@ -21,6 +21,7 @@ stdout, every latency in --out.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import http.client
 import json
 import os
@@ -76,7 +77,7 @@ def create_event(port: int, auth: dict, rng: random.Random) -> str:
     quote = " ".join(words[start : start + 25])
     event = {
         "kind": "report",
-        "title": "bench/writes.py: the event it edits",
+        "title": f"bench/writes.py: the event it edits ({dt.datetime.now():%Y-%m-%d %H:%M:%S})",
         "summary": "What the quoted passage reports.",
         "sources": [{"article_id": article_id, "quote": quote}],
     }
@@ -106,7 +107,7 @@ def main(argv=None) -> None:
     )
     records = manifest["records"]
     token = curator_token(args.database_url)
-    rng = random.Random(1)
+    rng = random.Random()  # a passage no earlier run's event cites (one passage, one fact)
     server = run.Server(args.database_url, args.port, args.log)
     server.start()
     latencies, seqs = [], []
