@@ -27,13 +27,15 @@ from flask import Flask
 from sqlalchemy import event
 from werkzeug.http import parse_etags
 
+from schemas.contract import MIN_SEQ_HEADER, SEQ_HEADER
+
 from . import observability
 
 FINGERPRINT = "api.etag_fingerprint"  # environ key: set by Blueprint.etag, read here
-MIN_SEQ = "HTTP_MIN_DATASET_SEQ"  # a read-your-writes request: left to the app's routing
+# A read-your-writes request (its WSGI environ key): left to the app's routing.
+MIN_SEQ = "HTTP_" + MIN_SEQ_HEADER.upper().replace("-", "_")
 # Headers of the app's 304 that belong to that one response, not to the request.
-_PER_RESPONSE = frozenset({"etag", "x-request-id", "date", "content-length", "dataset-seq"})
-SEQ_HEADER = "Dataset-Seq"  # sent, with replicas, by the database that answered (db.py)
+_PER_RESPONSE = frozenset({"etag", "x-request-id", "date", "content-length", SEQ_HEADER.lower()})
 _REVISION_SQL = "SELECT revision FROM dataset_state WHERE id = 1"
 
 
