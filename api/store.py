@@ -110,6 +110,7 @@ def paginate(
     position: Position | None = None,
     form: str | tuple[str, ...] | None = None,
     entity: type | None = None,
+    total: int | None = None,
 ) -> Page:
     """One page of `stmt` in `order` (keyset pagination: cost does not grow with depth).
 
@@ -117,11 +118,12 @@ def paginate(
     reading a row, and only the page's rows are then read: a filter that matches thousands
     of rows costs their index entries, not the rows themselves. `entity`: the records shown,
     when `stmt` selects rows that link to them (their ids in the `id` sort field) rather
-    than the records themselves.
+    than the records themselves. `total`: how many rows `stmt` selects, when that is known
+    without counting them.
     """
     order = with_tiebreak(order)
     fields = [(sorts[name], descending) for name, descending in order]
-    total = count(session, stmt)
+    total = count(session, stmt) if total is None else total
     backward = bool(position and position.backward)
     if position is not None:
         if len(position.keys) != len(fields):
@@ -359,7 +361,17 @@ def linked_facts(
     stmt = select(fact_id).where(linked_column == linked_id).distinct()
     sorts = {"id": SortField(fact_id)}
     form = ("type", "json_form")
-    return paginate(session, stmt, sorts, order, page_size, position, form, entity=Fact)
+    # Each fact counts once in its type's facet of this actor or article: the kept counts
+    # add up to the total, which counting the links of a big actor took 70 ms at 1M.
+    kept = select(func.coalesce(func.sum(FacetCount.tally), 0)).where(
+        FacetCount.record_type.in_(FACT_TYPES),
+        FacetCount.facet == linked_type,
+        FacetCount.value == orjson.dumps(linked_id).decode(),
+    )
+    total = session.scalar(kept)
+    return paginate(
+        session, stmt, sorts, order, page_size, position, form, entity=Fact, total=total
+    )
 
 
 def facts_by_type(items: list[tuple[str, Any]]) -> dict[str, list]:
