@@ -56,8 +56,9 @@ class SortField:
     def column(self, descending: bool) -> InstrumentedAttribute:
         return (self.descending if descending else None) or self.ascending
 
-    def key(self, row, descending: bool) -> str:
-        value = getattr(row, self.column(descending).key)
+    @staticmethod
+    def key(value: Any) -> str:
+        """A sort key's value as a cursor holds it (parse reads it back)."""
         return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
@@ -136,56 +137,71 @@ def paginate(
             raise InvalidCursor("Not a cursor issued by this API.") from error
         stmt = stmt.where(_beyond(fields, values, backward))
     # Going backward, read in reverse order and turn the page around.
-    ordering = [
-        field.column(descending).desc()
-        if descending != backward
-        else field.column(descending).asc()
-        for field, descending in fields
-    ]
+    reverse = [descending != backward for _, descending in fields]
     columns = [field.column(descending) for field, descending in fields]
-    keys = session.execute(
-        stmt.with_only_columns(*columns).order_by(*ordering).limit(page_size + 1)
-    ).all()
-    more = len(keys) > page_size
-    keys = keys[:page_size]
+    page_keys = stmt.with_only_columns(*columns).order_by(*_ordering(columns, reverse))
+    page_keys = page_keys.limit(page_size + 1)
+    id_at = [name for name, _ in order].index("id")  # the unique sort key's place in a row
+    if form is None:
+        rows = session.execute(page_keys).all()
+    else:
+        read = _with_forms(page_keys, reverse, entity or _entity(stmt), id_at, form)
+        rows = session.connection().execute(read).all()  # plain rows: no ORM to run
+    more = len(rows) > page_size
+    rows = rows[:page_size]
     if backward:
-        keys.reverse()
-
-    id_key = sorts["id"].ascending.key  # the unique column's name in the rows of `keys`
+        rows.reverse()
+    if form is None:
+        items = _by_id(session, entity or _entity(stmt), [row[id_at] for row in rows])
+    else:
+        width = len(columns)
+        items = [row[width] if isinstance(form, str) else tuple(row[width:]) for row in rows]
 
     def at(row, backward: bool = False) -> Position:
-        return Position([field.key(row, descending) for field, descending in fields], backward)
+        return Position([SortField.key(value) for value in row[: len(columns)]], backward)
 
-    has_next = more if not backward else bool(keys)
-    has_prev = (position is not None and bool(keys)) if not backward else more
+    has_next = more if not backward else bool(rows)
+    has_prev = (position is not None and bool(rows)) if not backward else more
     return Page(
-        items=_by_id(
-            session, entity or _entity(stmt), [getattr(row, id_key) for row in keys], form
-        ),
+        items=items,
         total=total,
-        next=at(keys[-1]) if has_next else None,
-        prev=at(keys[0], backward=True) if has_prev else None,
+        next=at(rows[-1]) if has_next else None,
+        prev=at(rows[0], backward=True) if has_prev else None,
     )
 
 
-def _by_id(
-    session: Session, entity: type, ids: list[str], form: str | tuple[str, ...] | None = None
-) -> list:
+def _ordering(columns: list, descending: list[bool]) -> list:
+    return [c.desc() if d else c.asc() for c, d in zip(columns, descending, strict=True)]
+
+
+def _with_forms(
+    page_keys: Select, descending: list[bool], entity: type, id_at: int, form: str | tuple[str, ...]
+) -> Select:
+    """The page's keys, then each record's stored form (records.store_forms) by its id.
+
+    The keys are chosen by a LIMIT subquery, which the database runs on its own, and only
+    then are the page's rows read, by primary key: the same two steps as `_by_id`, in one
+    statement, so that a sort the database has to do never carries the stored forms.
+    """
+    keys = page_keys.subquery()
+    table = entity.__table__
+    forms = [table.c[name] for name in ((form,) if isinstance(form, str) else form)]
+    key_columns = list(keys.c)
+    return (
+        select(*key_columns, *forms)
+        .join_from(keys, table, table.c.id == key_columns[id_at])
+        .order_by(*_ordering(key_columns, descending))
+    )
+
+
+def _by_id(session: Session, entity: type, ids: list[str]) -> list:
     """The records with these ids, in this order, with what they are shown with.
 
     Selected by id alone: repeating the list's filters here could make the database plan
-    this query like the list's and read every match again. `form`: read the records' stored
-    form (records.store_forms) in that column instead of the rows; given several columns,
-    a row of their values for each record.
+    this query like the list's and read every match again.
     """
     if not ids:
         return []
-    if form is not None:  # table columns, not ORM attributes: no ORM result machinery
-        table = entity.__table__
-        columns = [table.c[name] for name in ((form,) if isinstance(form, str) else form)]
-        rows = session.execute(select(table.c.id, *columns).where(table.c.id.in_(ids)))
-        found = {row[0]: row[1] if isinstance(form, str) else row[1:] for row in rows}
-        return [found[i] for i in ids if i in found]
     stmt = select(entity).where(entity.id.in_(ids)).options(*_LOADING.get(entity, ()))
     found = {row.id: row for row in session.scalars(stmt).unique()}
     # A record deleted between the two queries is left out, not shown half-read.
@@ -632,7 +648,7 @@ def revision(session: Session) -> int:
     cached, transaction = session.info.get("revision"), session.get_transaction()
     if cached is not None and transaction is not None and cached[0] is transaction:
         return cached[1]
-    value = session.scalar(_REVISION) or 0
+    value = session.connection().execute(_REVISION).scalar() or 0  # Core: no ORM to run
     session.info["revision"] = (session.get_transaction(), value)
     return value
 
