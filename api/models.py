@@ -127,7 +127,8 @@ class Fact(Timestamped, Base):
     date_sort_desc: Mapped[dt.date] = mapped_column(Date)
     details: Mapped[dict[str, Any]]
 
-    # Every list is one type, filtered and then ordered by id or date: keyset pages use these.
+    # Every list is one type, filtered and then ordered by one of its sorts (FACT_SORTS in
+    # store.py): keyset pages use these.
     __table_args__ = (
         Index("ix_facts_type_id", "type", "id"),
         Index("ix_facts_type_kind_id", "type", "kind", "id"),
@@ -144,6 +145,8 @@ class Fact(Timestamped, Base):
         Index("ix_facts_type_date_sort_id", "type", "date_sort", "id"),
         Index("ix_facts_type_date_sort_desc_id", "type", "date_sort_desc", "id"),
         Index("ix_facts_date_sort_id", "date_sort", "id"),
+        Index("ix_facts_type_title_id", "type", "title", "id"),
+        Index("ix_facts_type_updated_at_id", "type", "updated_at", "id"),
     )
 
     sources: Mapped[list["Citation"]] = relationship(
