@@ -328,9 +328,14 @@ def cached_manifest(url: str, records: int, seed: int) -> dict | None:
     return manifest if facts == records and revision == 1 else None
 
 
-def ensure_database(backend: str, size: str, seed: int, regenerate: bool) -> dict:
+def ensure_database(
+    backend: str, size: str, seed: int, regenerate: bool, reuse: bool = False
+) -> dict:
     url = database_for(backend, size)
     records = SIZES[size]
+    if reuse and (path := generate.default_manifest_path(url)).exists():
+        print(f"[{backend} {size}] reusing {url} as it is (--reuse-database)", flush=True)
+        return json.loads(path.read_text())
     if not regenerate and (manifest := cached_manifest(url, records, seed)):
         print(f"[{backend} {size}] reusing {manifest['database']}", flush=True)
         return manifest
@@ -604,7 +609,7 @@ def app_fingerprint() -> str:
 
 
 def one_run(backend: str, size: str, args) -> dict:
-    manifest = ensure_database(backend, size, args.seed, args.regenerate)
+    manifest = ensure_database(backend, size, args.seed, args.regenerate, args.reuse_database)
     records = SIZES[size]
     url = database_for(backend, size)
     log = LOG_DIR / f"gunicorn-{backend}-{size}.log"
@@ -1000,6 +1005,12 @@ def main(argv=None) -> None:
         "--reuse-export",
         action="store_true",
         help="keep the CSV export measured by the previous run of that backend and size",
+    )
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the generated database as it is, even if made by older code or written to "
+        "since (a migration adds an index: `flask db upgrade` it instead of regenerating)",
     )
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args(argv)
