@@ -64,6 +64,13 @@ def _tsquery(terms: list[Term]) -> str:
 
 
 _FTS = table("search_fts", column("rowid"))
+# Each match's type and id, from the index that holds only them (migration 0012), not from
+# its whole document row: SQLite would look the row up by rowid unless told.
+_KEYS = (
+    text("SELECT id, doc_type, doc_id FROM search_documents INDEXED BY search_fts_keys")
+    .columns(SearchDocument.id, SearchDocument.doc_type, SearchDocument.doc_id)
+    .subquery("documents")
+)
 
 
 def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> Select:
@@ -75,9 +82,9 @@ def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> S
         # search_documents.doc_type could lead SQLite to test every document of a type.
         score = -func.bm25(literal_column("search_fts"), 1.0, 0.0)  # the type weighs nothing
         return (
-            select(*columns, score.label("score"))
+            select(*_KEYS.c, score.label("score"))
             .select_from(_FTS)
-            .join(SearchDocument, SearchDocument.id == _FTS.c.rowid)
+            .join(_KEYS, _KEYS.c.id == _FTS.c.rowid)
             .where(_fts_match(terms, doc_types))
         )
     vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
@@ -92,7 +99,8 @@ def _count(session: Session, dialect: str, terms: list[Term], doc_types: list[st
     if dialect == "sqlite":  # FTS5 counts alone, without reading the documents
         stmt = select(func.count()).select_from(_FTS).where(_fts_match(terms, doc_types))
         return session.scalar(stmt) or 0
-    matches = _matching(dialect, terms, doc_types).with_only_columns(SearchDocument.id)
+    matches = _matching(dialect, terms, doc_types)
+    matches = matches.with_only_columns(matches.selected_columns.id)
     return session.scalar(select(func.count()).select_from(matches.subquery())) or 0
 
 
@@ -101,9 +109,8 @@ def matching_ids(dialect: str, query: str, doc_types: list[str]) -> Select:
     terms = parse_query(query)
     if not terms:
         return select(SearchDocument.doc_id).where(false())
-    return _matching(dialect, terms, doc_types).with_only_columns(
-        SearchDocument.doc_id, maintain_column_froms=False
-    )
+    matches = _matching(dialect, terms, doc_types)
+    return matches.with_only_columns(matches.selected_columns.doc_id, maintain_column_froms=False)
 
 
 @dataclass
@@ -132,7 +139,9 @@ def search(
         stmt = stmt.add_columns(func.count().over().label("total"))
     ranked = session.execute(
         stmt.order_by(
-            literal_column("score").desc(), SearchDocument.doc_type, SearchDocument.doc_id
+            literal_column("score").desc(),
+            stmt.selected_columns.doc_type,
+            stmt.selected_columns.doc_id,
         )
         .limit(limit)
         .offset(offset)
