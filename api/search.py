@@ -9,6 +9,7 @@ and a trailing * for a prefix (`mobili*`).
 import html
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Select, column, delete, false, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
@@ -122,15 +123,22 @@ class Hit:
     snippet: str
 
 
-def search(
-    session: Session, query: str, types: list[str] | None, limit: int, offset: int
-) -> tuple[list[Hit], int]:
-    """One page of hits, best first (ties by type and id), and the total number of hits.
+class Ranked(NamedTuple):
+    id: int  # the search document's
+    doc_type: str
+    doc_id: str
+    score: float
 
-    The page is ranked on the documents' ids and scores alone; only its own documents are
-    then read whole, for their titles and snippets.
+
+def rank(
+    session: Session, terms: list[Term], types: list[str] | None, limit: int | None, offset: int
+) -> tuple[list[Ranked], int]:
+    """The hits from `offset` on (all of them if `limit` is None), best first (ties by type and
+    id), and the total number of hits.
+
+    Ranked on the documents' keys and scores alone: only a page's own documents are then read
+    whole (`hits`).
     """
-    terms = parse_query(query)
     if not terms:
         return [], 0
     dialect = session.get_bind().dialect.name
@@ -149,6 +157,11 @@ def search(
     total = ranked[0].total if ranked and dialect != "sqlite" else None
     if total is None:  # FTS5 counts from its index alone; past the last page there is no row
         total = _count(session, dialect, terms, types)
+    return [Ranked(*row[:4]) for row in ranked], total  # a third of a Row's size, to be kept
+
+
+def hits(session: Session, terms: list[Term], ranked: list[Ranked]) -> list[Hit]:
+    """The ranked rows (`rank`) as hits, with their documents' titles and snippets."""
     page = select(SearchDocument).where(SearchDocument.id.in_([hit.id for hit in ranked]))
     by_id = {document.id: document for document in session.scalars(page)} if ranked else {}
     return [
@@ -161,7 +174,7 @@ def search(
         )
         for hit in ranked
         if (doc := by_id.get(hit.id))  # not deleted since it was ranked
-    ], total
+    ]
 
 
 def snippet(source: str, terms: list[Term], width: int = 160) -> str:

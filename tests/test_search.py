@@ -5,10 +5,11 @@ from contextlib import ExitStack
 
 import pytest
 
+from api import store
 from schemas.queries import encode_offset
 
 from .conftest import BACKENDS, dispose, empty_database, load, make_app
-from .helpers import links, walk
+from .helpers import create_token, links, walk
 
 QUERIES = [
     "gosuslugi",
@@ -144,3 +145,35 @@ def test_sqlite_and_postgresql_find_the_same_hits(clients_by_backend, query):
     }
     assert found["sqlite"] == found["postgresql"]
     assert found["sqlite"], query
+
+
+def test_pages_in_and_beyond_the_kept_window_agree_and_follow_writes(backend, new_app, monkeypatch):
+    """A search's first hits are ranked once per data revision and kept (store.search): its
+    pages from that window and beyond it are one ranking, and a write shows at once."""
+    monkeypatch.setattr(store, "RANKED_WINDOW", 5)
+    app, _ = new_app(backend)
+    assert load(app).exit_code == 0
+    client, auth = app.test_client(), {"Authorization": f"Bearer {create_token(app)}"}
+    url = "/api/v1/search?q=putin"
+    whole = client.get(f"{url}&page_size=500").json  # beyond the window: ranked apart
+    assert len(whole) > 8
+    assert walk(client, f"{url}&page_size=3") == whole  # 2 pages from the window, then not
+    assert walk(client, f"{url}&page_size=3") == whole  # the kept window again
+    event = {
+        "kind": "report",
+        "title": "Putin in a test event",
+        "summary": "What the cited passage states.",
+        "date": None,
+        "sources": [
+            {
+                "article_id": "kaluzhnii-reports-for-service",
+                "quote": "a prominent actor known for his role in the television series",
+            }
+        ],
+    }
+    created = client.post("/api/v1/events", json=event, headers=auth)
+    assert created.status_code == 201, created.json
+    after = walk(client, f"{url}&page_size=3")
+    assert after == client.get(f"{url}&page_size=500").json
+    assert [h["id"] for h in after if h["type"] == "event" and h["id"] == created.json["id"]]
+    assert len(after) == len(whole) + 1

@@ -5,7 +5,7 @@ from flask.views import MethodView
 from schemas.queries import SearchQuerySchema, encode_offset
 from schemas.results import SearchHitSchema
 
-from .. import formats, search
+from .. import formats, store
 from ..config import Config
 from ..db import db
 from ..smorest import Blueprint, link_header, response_format
@@ -37,7 +37,7 @@ class Search(MethodView):
         fmt = response_format()
         everything = fmt != "json" and page_size is None and not cursor
         size = None if everything else page_size or Config.DEFAULT_PAGE_SIZE
-        hits, total = search.search(session, q, type, size, cursor)
+        hits, total = store.search(session, q, type, size, cursor)
         if everything:
             return formats.streamed(SearchHitSchema(), hits, fmt, "search")
         links = [("first", None)]
