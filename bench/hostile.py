@@ -124,6 +124,9 @@ DOCS_PAGE = f"{API}/docs"
 LOCALHOST = "127.0.0.1"
 TIMEOUT = 10.0  # no complete response within this: a hang
 SLOW_LIMIT = 1.0  # /healthz while slow clients hold connections
+# The longest valid writes: the write schemas' limits (schemas/facts.py, schemas/writes.py).
+MAX_SUMMARY = 20_000  # characters of a summary
+MAX_SOURCES = 100  # citations of one record
 JSON_TYPES = ("application/problem+json", "application/json")
 TRACEBACK = re.compile(rb"Traceback \(most recent call last\)|File \"/[^\"]+\.py\", line \d+")
 
@@ -3927,8 +3930,9 @@ def heavy_writers(
     seconds: float = 6.0,
     writers: int = 8,
 ) -> dict:
-    """Writers that each send ~400 KB summaries to their own record for a few seconds, while
-    /healthz and a small write are timed: no 5xx, no hang, and how long the others wait."""
+    """Writers that each send the longest summaries a record may have (MAX_SUMMARY
+    characters) to their own record for a few seconds, while /healthz and a small write are
+    timed: no 5xx, no hang, and how long the others wait."""
     facts = [(c, r) for c in cols if c.is_fact for r in c.others[:8]][:writers]
     actors = next(c for c in cols if c.record_type == "actor")
     stop = time.monotonic() + seconds
@@ -3941,7 +3945,8 @@ def heavy_writers(
         for n in range(10_000):
             if time.monotonic() > stop:
                 return
-            words = " ".join(f"h{index}x{n}y{j:x}" for j in range(40_000))
+            words = " ".join(f"h{index}x{n}y{j:x}" for j in range(3_000))
+            words = words[:MAX_SUMMARY].rsplit(" ", 1)[0]
             url = col.url(record)
             data = writer.data(
                 "PATCH", url, {"summary": words}, media_type=MERGE_PATCH, if_match="*"
@@ -3949,7 +3954,7 @@ def heavy_writers(
             response = exchange(port, data, "PATCH")
             probe = WriteProbe(
                 "heavy writers",
-                "race-different:heavy-400KB",
+                "race-different:heavy-summary",
                 "PATCH",
                 url,
                 b"",
@@ -4001,7 +4006,8 @@ def heavy_writers(
     if health and max(health) > SLOW_LIMIT:
         tally.note(
             "/healthz over 1 s while large writes run (the worker is busy)",
-            f"max {max(health):.2f} s with {len(facts)} writers of 400 KB",
+            f"max {max(health):.2f} s with {len(facts)} writers of "
+            f"{MAX_SUMMARY:,}-character summaries",
         )
     return {
         "writers": len(facts),
@@ -4015,9 +4021,9 @@ def heavy_writers(
 def long_write(
     port: int, writer: Writer, cols: list[Collection], tally: Tally, stats: WriteStats
 ) -> dict:
-    """Valid writes that each hold the write lock for seconds (a record citing one character
-    of a passage 13,000 times: a body just under 1 MiB), 2 at once on 2 records, and 4 small
-    writes to other records meanwhile: they may wait, but must not fail (or wait over 10 s)."""
+    """The longest valid writes (a record citing MAX_SOURCES passages, its last one's parts
+    among them), 2 at once on 2 records, and 4 small writes to other records
+    meanwhile: they may wait, but must not fail (or wait over 10 s)."""
     events = next((c for c in cols if c.record_type == "event" and len(c.spares) > 7), None)
     actors = next(c for c in cols if c.record_type == "actor")
     if not events:
@@ -4032,10 +4038,15 @@ def long_write(
         # Its citations as they are (the clone's own passage among them: no two records cite
         # the same passages), then the first character of its last one, many times over.
         kept = [{k: c[k] for k in ("article_id", "quote", "start")} for c in record["sources"]]
-        one = {**kept[-1], "quote": kept[-1]["quote"][0]}
-        room = 1024 * 1024 - 2000 - len(encode_body(kept))
-        count = room // (len(encode_body(one)) + 2)
-        body = {"sources": kept + [one] * count}
+        last = kept[-1]
+        spans = [(i, j) for j in range(1, len(last["quote"]) + 1) for i in range(j)]
+        parts = [
+            {**last, "quote": last["quote"][i:j], "start": last["start"] + i}
+            for i, j in spans[: MAX_SOURCES - len(kept)]
+            if (i, j) != (0, len(last["quote"]))  # the passage itself is cited already
+        ]
+        count = len(parts)
+        body = {"sources": kept + parts}
         data = writer.data("PATCH", url, body, media_type=MERGE_PATCH, if_match="*")
         label = f"race-different:long-write-{count + len(kept)}-citations"
         probe = WriteProbe(
@@ -4095,6 +4106,9 @@ def quiesce(port: int, writer: Writer, actors: Collection, limit: float = 60) ->
     return None
 
 
+COVERAGE_PROBLEMS = ("no record cites this article", "no record involves this actor")
+
+
 def export_round_trip(server: Server, out_dir: Path, tally: Tally, stats: WriteStats) -> dict:
     """`flask data export` of what the writes left, then `flask data check` of the export:
     every write keeps the rules of data/ (the export must load again)."""
@@ -4136,8 +4150,11 @@ def export_round_trip(server: Server, out_dir: Path, tally: Tally, stats: WriteS
             examples.setdefault(key, line.strip()[:300])
     result["check_exit"] = checked.returncode
     result["check_problems"] = {k: (n, examples[k]) for k, n in problems_found.most_common()}
+    # An article nothing cites yet, an actor nothing involves: `data check` asks a review of
+    # data/ to explain them, but the export loads again (dataset.coverage_problems).
     for key in problems_found:
-        fail("export fails data check", examples[key])
+        if not key.endswith(COVERAGE_PROBLEMS):
+            fail("export fails data check", examples[key])
     if checked.returncode and not problems_found:
         fail("data check failed", "\n".join(lines[-5:]))
     return result
