@@ -8,6 +8,7 @@ and a trailing * for a prefix (`mobili*`).
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -131,10 +132,10 @@ class Ranked(NamedTuple):
 
 
 def rank(
-    session: Session, terms: list[Term], types: list[str] | None, limit: int | None, offset: int
+    session: Session, terms: list[Term], types: list[str] | None, limit: int, offset: int
 ) -> tuple[list[Ranked], int]:
-    """The hits from `offset` on (all of them if `limit` is None), best first (ties by type and
-    id), and the total number of hits.
+    """The hits from `offset` on, best first (ties by type and id), and the total number of
+    hits.
 
     Ranked on the documents' keys and scores alone: only a page's own documents are then read
     whole (`hits`).
@@ -145,19 +146,27 @@ def rank(
     stmt = _matching(dialect, terms, types)
     if dialect != "sqlite":  # counted in the same pass over the matches as the ranking
         stmt = stmt.add_columns(func.count().over().label("total"))
-    ranked = session.execute(
-        stmt.order_by(
-            literal_column("score").desc(),
-            stmt.selected_columns.doc_type,
-            stmt.selected_columns.doc_id,
-        )
-        .limit(limit)
-        .offset(offset)
-    ).all()
+    ranked = session.execute(_best_first(stmt).limit(limit).offset(offset)).all()
     total = ranked[0].total if ranked and dialect != "sqlite" else None
     if total is None:  # FTS5 counts from its index alone; past the last page there is no row
         total = _count(session, dialect, terms, types)
     return [Ranked(*row[:4]) for row in ranked], total  # a third of a Row's size, to be kept
+
+
+def rank_all(
+    session: Session, terms: list[Term], types: list[str] | None, batch: int
+) -> Iterator[Ranked]:
+    """Every hit, best first, fetched `batch` at a time (a common word has 300k)."""
+    if not terms:
+        return
+    stmt = _best_first(_matching(session.get_bind().dialect.name, terms, types))
+    for row in session.execute(stmt.execution_options(yield_per=batch)):
+        yield Ranked(*row)
+
+
+def _best_first(stmt: Select) -> Select:
+    columns = stmt.selected_columns
+    return stmt.order_by(literal_column("score").desc(), columns.doc_type, columns.doc_id)
 
 
 def hits(session: Session, terms: list[Term], ranked: list[Ranked]) -> list[Hit]:

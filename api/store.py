@@ -1,6 +1,7 @@
 """Every query the API runs is built here; views only adapt HTTP to these functions."""
 
 import datetime as dt
+import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -691,11 +692,12 @@ def statement_key(session: Session, stmt: Select) -> tuple:
 
 
 RANKED_WINDOW = 1000  # a search's best hits kept ranked: its first 20 pages of 50
+HIT_BATCH = 500  # hits whose documents a streamed search reads at once
 ranked_searches = AggregateCache(size=32)  # about 150 kB each
 
 
 def search(
-    session: Session, query: str, types: list[str] | None, limit: int | None, offset: int
+    session: Session, query: str, types: list[str] | None, limit: int, offset: int
 ) -> tuple[list[search_index.Hit], int]:
     """One page of a search's hits, best first, and the total number of hits.
 
@@ -704,7 +706,7 @@ def search(
     and the same search again, cost only their own documents.
     """
     terms = search_index.parse_query(query)
-    if limit is not None and offset + limit <= RANKED_WINDOW:
+    if offset + limit <= RANKED_WINDOW:
         key = ("search", tuple(terms), tuple(sorted(types or ())))
         window, total = ranked_searches.get(
             session, key, lambda: search_index.rank(session, terms, types, RANKED_WINDOW, 0)
@@ -713,6 +715,19 @@ def search(
     else:
         ranked, total = search_index.rank(session, terms, types, limit, offset)
     return search_index.hits(session, terms, ranked), total
+
+
+def search_all(session: Session, query: str, types: list[str] | None) -> Iterator:
+    """Every hit of a search, best first, ranked and read a batch at a time while they are
+    sent (a streamed search: a common word has 300k hits, more than one statement may bind
+    and more than a worker should hold)."""
+    terms = search_index.parse_query(query)
+    try:
+        ranked = search_index.rank_all(session, terms, types, HIT_BATCH)
+        for batch in itertools.batched(ranked, HIT_BATCH):
+            yield from search_index.hits(session, terms, list(batch))
+    finally:
+        session.close()  # as in `stream`: reading reopened it after the request's teardown
 
 
 def count(session: Session, stmt: Select) -> int:

@@ -3,6 +3,7 @@
 import re
 from contextlib import ExitStack
 
+import orjson
 import pytest
 
 from api import store
@@ -177,3 +178,14 @@ def test_pages_in_and_beyond_the_kept_window_agree_and_follow_writes(backend, ne
     assert after == client.get(f"{url}&page_size=500").json
     assert [h["id"] for h in after if h["type"] == "event" and h["id"] == created.json["id"]]
     assert len(after) == len(whole) + 1
+
+
+def test_a_streamed_search_reads_its_documents_in_batches(client, monkeypatch):
+    """Every hit, as NDJSON, read a few documents at a time (a common word has more hits than
+    one statement may bind): the same hits in the same order as the pages."""
+    monkeypatch.setattr(store, "HIT_BATCH", 2)
+    pages = walk(client, "/api/v1/search?q=putin&page_size=3")
+    streamed = client.get("/api/v1/search?q=putin&format=ndjson")
+    assert streamed.status_code == 200 and streamed.mimetype == "application/x-ndjson"
+    lines = [orjson.loads(line) for line in streamed.get_data().splitlines()]
+    assert len(pages) > 4 and lines == pages

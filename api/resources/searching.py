@@ -35,11 +35,11 @@ class Search(MethodView):
         """
         session = db.session()
         fmt = response_format()
-        everything = fmt != "json" and page_size is None and not cursor
-        size = None if everything else page_size or Config.DEFAULT_PAGE_SIZE
-        hits, total = store.search(session, q, type, size, cursor)
-        if everything:
+        if fmt != "json" and page_size is None and not cursor:  # every hit, streamed
+            hits = store.search_all(session, q, type)
             return formats.streamed(SearchHitSchema(), hits, fmt, "search")
+        size = page_size or Config.DEFAULT_PAGE_SIZE
+        hits, total = store.search(session, q, type, size, cursor)
         links = [("first", None)]
         if cursor:
             links.append(("prev", encode_offset(max(0, cursor - size))))
