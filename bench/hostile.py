@@ -4036,14 +4036,18 @@ def long_write(
             return {"skipped": f"GET {url} -> {response.status}"}
         record = json.loads(response.body)
         # Its citations as they are (the clone's own passage among them: no two records cite
-        # the same passages), then the first character of its last one, many times over.
+        # the same passages), then parts of its last one.
         kept = [{k: c[k] for k in ("article_id", "quote", "start")} for c in record["sources"]]
         last = kept[-1]
-        spans = [(i, j) for j in range(1, len(last["quote"]) + 1) for i in range(j)]
+        spans = [
+            (i, j)
+            for j in range(1, len(last["quote"]) + 1)
+            for i in range(j)
+            if (i, j) != (0, len(last["quote"]))  # the passage itself is cited already
+        ]
         parts = [
             {**last, "quote": last["quote"][i:j], "start": last["start"] + i}
             for i, j in spans[: MAX_SOURCES - len(kept)]
-            if (i, j) != (0, len(last["quote"]))  # the passage itself is cited already
         ]
         count = len(parts)
         body = {"sources": kept + parts}
@@ -4151,10 +4155,17 @@ def export_round_trip(server: Server, out_dir: Path, tally: Tally, stats: WriteS
     result["check_exit"] = checked.returncode
     result["check_problems"] = {k: (n, examples[k]) for k, n in problems_found.most_common()}
     # An article nothing cites yet, an actor nothing involves: `data check` asks a review of
-    # data/ to explain them, but the export loads again (dataset.coverage_problems).
+    # data/ to explain them, but the export loads again (dataset.coverage_problems). Unless
+    # the export lost links: the served record must have none either.
     for key in problems_found:
         if not key.endswith(COVERAGE_PROBLEMS):
             fail("export fails data check", examples[key])
+    for line in lines:
+        match = re.match(r"^(articles|actors)\.yaml: ([^:]+): (.*)$", line.strip())
+        if match and match.group(3).endswith(COVERAGE_PROBLEMS):
+            linked = get(server.port, f"/api/v1/{match.group(1)}/{match.group(2)}/facts")
+            if linked.status != 200 or linked.headers.get("x-total-count") != "0":
+                fail("export lost links", f"{line.strip()}; served: {linked.status}")
     if checked.returncode and not problems_found:
         fail("data check failed", "\n".join(lines[-5:]))
     return result

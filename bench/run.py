@@ -334,7 +334,13 @@ def ensure_database(
     url = database_for(backend, size)
     records = SIZES[size]
     if reuse and (path := generate.default_manifest_path(url)).exists():
-        print(f"[{backend} {size}] reusing {url} as it is (--reuse-database)", flush=True)
+        print(f"[{backend} {size}] reusing {url}, migrated (--reuse-database)", flush=True)
+        subprocess.run(
+            [str(VENV_BIN / "flask"), "--app", "api", "db", "upgrade"],
+            cwd=PROJECT_DIR,
+            env={**os.environ, "DATABASE_URL": url},
+            check=True,
+        )
         return json.loads(path.read_text())
     if not regenerate and (manifest := cached_manifest(url, records, seed)):
         print(f"[{backend} {size}] reusing {manifest['database']}", flush=True)
@@ -1009,8 +1015,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--reuse-database",
         action="store_true",
-        help="use the generated database as it is, even if made by older code or written to "
-        "since (a migration adds an index: `flask db upgrade` it instead of regenerating)",
+        help="use the generated database, even if made by older code or written to since: "
+        "migrated to the current schema (`flask db upgrade`) instead of made again",
     )
     parser.add_argument("--report", action="store_true", help="only print the tables")
     args = parser.parse_args(argv)
