@@ -144,8 +144,12 @@ def rank(
         return [], 0
     dialect = session.get_bind().dialect.name
     stmt = _matching(dialect, terms, types)
-    if dialect != "sqlite":  # counted in the same pass over the matches as the ranking
-        stmt = stmt.add_columns(func.count().over().label("total"))
+    if dialect != "sqlite":
+        # Counted in the same pass over the matches as the ranking, over the scored keys: a
+        # window over the documents themselves carried their vectors (to temporary files).
+        # OFFSET 0 keeps PostgreSQL from merging the two.
+        scored = stmt.offset(0).subquery()
+        stmt = select(*scored.c, func.count().over().label("total"))
     ranked = session.execute(_best_first(stmt).limit(limit).offset(offset)).all()
     total = ranked[0].total if ranked and dialect != "sqlite" else None
     if total is None:  # FTS5 counts from its index alone; past the last page there is no row
