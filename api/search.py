@@ -78,7 +78,6 @@ _KEYS = (
 def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> Select:
     """The matching search documents of these types (None: all): their id, doc_type and doc_id
     and their relevance `score` (higher is better)."""
-    columns = (SearchDocument.id, SearchDocument.doc_type, SearchDocument.doc_id)
     if dialect == "sqlite":
         # The types are matched inside FTS5 (migration 0003): a condition on
         # search_documents.doc_type could lead SQLite to test every document of a type.
@@ -91,6 +90,7 @@ def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> S
         )
     vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
     query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
+    columns = (SearchDocument.id, SearchDocument.doc_type, SearchDocument.doc_id)
     stmt = select(*columns, func.ts_rank(vector, query).label("score")).where(
         vector.op("@@")(query)
     )

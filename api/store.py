@@ -143,23 +143,22 @@ def paginate(
     page_keys = stmt.with_only_columns(*columns).order_by(*_ordering(columns, reverse))
     page_keys = page_keys.limit(page_size + 1)
     id_at = [name for name, _ in order].index("id")  # the unique sort key's place in a row
-    if form is None:
-        rows = session.execute(page_keys).all()
-    else:
-        read = _with_forms(page_keys, reverse, entity or _entity(stmt), id_at, form)
-        rows = session.connection().execute(read).all()  # plain rows: no ORM to run
+    entity = entity or _entity(stmt)
+    if form is not None:
+        page_keys = _with_forms(page_keys, reverse, entity, id_at, form)
+    rows = session.connection().execute(page_keys).all()  # plain rows: no ORM to run
     more = len(rows) > page_size
     rows = rows[:page_size]
     if backward:
         rows.reverse()
+    width = len(columns)  # the sort keys come first in a row, then any stored forms
     if form is None:
-        items = _by_id(session, entity or _entity(stmt), [row[id_at] for row in rows])
+        items = _by_id(session, entity, [row[id_at] for row in rows])
     else:
-        width = len(columns)
         items = [row[width] if isinstance(form, str) else tuple(row[width:]) for row in rows]
 
     def at(row, backward: bool = False) -> Position:
-        return Position([SortField.key(value) for value in row[: len(columns)]], backward)
+        return Position([SortField.key(value) for value in row[:width]], backward)
 
     has_next = more if not backward else bool(rows)
     has_prev = (position is not None and bool(rows)) if not backward else more
@@ -383,7 +382,7 @@ def linked_facts(
     kept = select(func.coalesce(func.sum(FacetCount.tally), 0)).where(
         FacetCount.record_type.in_(FACT_TYPES),
         FacetCount.facet == linked_type,
-        FacetCount.value == orjson.dumps(linked_id).decode(),
+        FacetCount.value == _facet_value(linked_id),
     )
     total = session.scalar(kept)
     return paginate(
@@ -453,13 +452,18 @@ def facet_values(fact: Fact) -> set[tuple[str, Any]]:
     return values
 
 
+def _facet_value(value: Any) -> str:
+    """A facet value as facet_counts keeps it: JSON, so that null, numbers and text differ."""
+    return orjson.dumps(value).decode()
+
+
 def count_facet_changes(session: Session, changes: Counter) -> None:
     """Apply {(fact type, facet, value): +n or -n} to facet_counts, in one read and a flush.
 
     Writers take turns (records.ChangeSet), so no other write changes these rows meanwhile.
     """
     changes = {
-        (fact_type, facet, orjson.dumps(value).decode()): n
+        (fact_type, facet, _facet_value(value)): n
         for (fact_type, facet, value), n in changes.items()
         if n
     }
@@ -490,7 +494,7 @@ def count_facets_anew(session: Session) -> None:
                 FacetCount(
                     record_type=fact_type,
                     facet=facet,
-                    value=orjson.dumps(c["value"]).decode(),
+                    value=_facet_value(c["value"]),
                     tally=c["count"],
                 )
                 for c in counts
