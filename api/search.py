@@ -81,9 +81,8 @@ def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> S
     if dialect == "sqlite":
         # The types are matched inside FTS5 (migration 0003): a condition on
         # search_documents.doc_type could lead SQLite to test every document of a type.
-        score = -func.bm25(literal_column("search_fts"), 1.0, 0.0)  # the type weighs nothing
         return (
-            select(*_KEYS.c, score.label("score"))
+            select(*_KEYS.c, _bm25().label("score"))
             .select_from(_FTS)
             .join(_KEYS, _KEYS.c.id == _FTS.c.rowid)
             .where(_fts_match(terms, doc_types))
@@ -95,6 +94,10 @@ def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> S
         vector.op("@@")(query)
     )
     return stmt.where(SearchDocument.doc_type.in_(doc_types)) if doc_types else stmt
+
+
+def _bm25():
+    return -func.bm25(literal_column("search_fts"), 1.0, 0.0)  # the type weighs nothing
 
 
 def _count(session: Session, dialect: str, terms: list[Term], doc_types: list[str] | None) -> int:
@@ -154,7 +157,52 @@ def rank(
     total = ranked[0].total if ranked and dialect != "sqlite" else None
     if total is None:  # FTS5 counts from its index alone; past the last page there is no row
         total = _count(session, dialect, terms, types)
-    return [Ranked(*row[:4]) for row in ranked], total  # a third of a Row's size, to be kept
+    return [_ranked(row) for row in ranked], total
+
+
+def best(
+    session: Session, terms: list[Term], types: list[str] | None, size: int
+) -> tuple[list[Ranked], int]:
+    """The first hits in `rank`'s order, up to `size` of them (fewer when scores tie at the
+    end: see below), and the total number of hits.
+
+    On SQLite the scores are ranked by FTS5 alone, and only the best `size` + 1
+    are then looked up for their type and id: a common word's 300k matches cost their
+    scores, not their keys too. Hits of equal score go by type and id, which only the keys
+    tell: a score shared with the first hit left out may have more hits beyond it, so those
+    are dropped and the window ends where one score does.
+    """
+    dialect = session.get_bind().dialect.name
+    if not terms or dialect != "sqlite":
+        return rank(session, terms, types, size, 0)
+    score = _bm25().label("score")
+    best_scores = (  # by FTS5 alone: no match is read beyond its entry in the index
+        select(_FTS.c.rowid, score)
+        .where(_fts_match(terms, types))
+        .order_by(score.desc())
+        .limit(size + 1)
+    )
+    scores = session.connection().execute(best_scores).all()
+    every_hit = len(scores) <= size
+    if not every_hit:
+        cut = scores[-1][1]
+        scores = [(id_, value) for id_, value in scores if value > cut]
+        if not scores:  # more than `size` hits share the best score
+            return rank(session, terms, types, size, 0)
+    by_id = dict(scores)
+    keys = session.execute(select(*_KEYS.c).where(_KEYS.c.id.in_(by_id))).all()
+    window = [Ranked(id_, doc_type, doc_id, by_id[id_]) for id_, doc_type, doc_id in keys]
+    total = len(window) if every_hit else _count(session, dialect, terms, types)
+    return sorted(window, key=_best_first_key), total
+
+
+def _ranked(row) -> Ranked:
+    return Ranked(*row[:4])  # a third of a Row's size, to be kept
+
+
+def _best_first_key(hit: Ranked) -> tuple:
+    # _best_first's order; str order is SQLite's BINARY collation (UTF-8 sorts by code point)
+    return -hit.score, hit.doc_type, hit.doc_id
 
 
 def rank_all(

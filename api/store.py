@@ -710,13 +710,16 @@ def search(
     and the same search again, cost only their own documents.
     """
     terms = search_index.parse_query(query)
+    window: list[search_index.Ranked] = []
+    total: int | None = None  # of the window's search, when it was asked for
     if offset + limit <= RANKED_WINDOW:
         key = ("search", tuple(terms), tuple(sorted(types or ())))
         window, total = ranked_searches.get(
-            session, key, lambda: search_index.rank(session, terms, types, RANKED_WINDOW, 0)
+            session, key, lambda: search_index.best(session, terms, types, RANKED_WINDOW)
         )
+    if offset + limit <= len(window) or len(window) == total:
         ranked = window[offset : offset + limit]
-    else:
+    else:  # deeper, or past a window cut short by tied scores (search_index.best)
         ranked, total = search_index.rank(session, terms, types, limit, offset)
     return search_index.hits(session, terms, ranked), total
 

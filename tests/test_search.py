@@ -189,3 +189,44 @@ def test_a_streamed_search_reads_its_documents_in_batches(client, monkeypatch):
     assert streamed.status_code == 200 and streamed.mimetype == "application/x-ndjson"
     lines = [orjson.loads(line) for line in streamed.get_data().splitlines()]
     assert len(pages) > 4 and lines == pages
+
+
+@pytest.mark.parametrize("window", [3, 4, 6])
+def test_a_window_that_ends_among_tied_scores_keeps_their_order(
+    backend, new_app, monkeypatch, window
+):
+    """Hits of equal score go by type and id. A kept window (store.search) ranks the best
+    scores alone and drops the score it is cut at, whose other hits may lie beyond it: its
+    pages and the pages past it are still one ranking, whether the cut falls among the tied
+    hits (3, 4) or after them (6), or the best score alone has more hits than the window."""
+    monkeypatch.setattr(store, "RANKED_WINDOW", window)
+    app, _ = new_app(backend)
+    assert load(app).exit_code == 0
+    client, auth = app.test_client(), {"Authorization": f"Bearer {create_token(app)}"}
+    article = "kaluzhnii-reports-for-service"
+    text = client.get(f"/api/v1/articles/{article}").json["text"]
+    words = list(re.finditer(r"[^\W_]+", text))
+    # Passages of six words each, from different places: as long, so as well scored.
+    passages = iter(text[words[i].start() : words[i + 5].end()] for i in range(0, 600, 50))
+
+    def add(title: str) -> str:
+        source = {"article_id": article, "quote": next(passages)}
+        event = {"kind": "report", "title": title, "summary": "Stated.", "sources": [source]}
+        created = client.post("/api/v1/events", json={**event, "date": None}, headers=auth)
+        assert created.status_code == 201, created.json
+        return created.json["id"]
+
+    best = [add("Zorbly zorbly twice"), add("Zorbly zorbly again")]
+    # Written in the reverse of their id order, so that the order in which they were written
+    # (which SQLite keeps among equals) is not the order they are shown in.
+    tied = [add(f"Zorbly once {letter}") for letter in "dcba"]
+    url = "/api/v1/search?q=zorbly"
+    whole = client.get(f"{url}&page_size=500").json  # past any window: ranked apart
+    assert [h["id"] for h in whole[2:]] == sorted(tied)
+    assert {h["id"] for h in whole[:2]} == set(best)
+    for size in (1, 2, 4):
+        assert walk(client, f"{url}&page_size={size}") == whole, size
+        first = client.get(f"{url}&page_size={size}")
+        assert first.headers["X-Total-Count"] == str(len(whole)), size
+    only_tied = [h for h in walk(client, f"{url}+once&page_size=2")]
+    assert [h["id"] for h in only_tied] == sorted(tied)  # more tied hits than the window
