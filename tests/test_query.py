@@ -139,6 +139,23 @@ def test_sorted_pages_walk_the_same_order_as_one_page(client, sort):
     assert paged == whole
 
 
+def test_pages_of_one_shape_each_bind_their_own_values(client):
+    """A page's statement is built once per shape and reused (store._page_statement): every
+    request must still be answered with its own filter values, cursor and page size."""
+    events = SHIPPED["events"]
+    by_kind = {r["kind"]: [] for r in events}
+    for record in sorted(events, key=lambda r: r["id"]):
+        by_kind[record["kind"]].append(record["id"])
+    assert len(by_kind) > 2
+    for kind in [*by_kind, *reversed(by_kind)]:  # each shape again, after the others
+        assert ids(walk(client, f"/api/v1/events?kind={kind}&page_size=2")) == by_kind[kind]
+        for size in (1, 3):
+            first = client.get(f"/api/v1/events?kind={kind}&page_size={size}")
+            assert ids(first.json) == by_kind[kind][:size]
+            assert first.headers["X-Total-Count"] == str(len(by_kind[kind]))
+            assert ("next" in links(first)) == (len(by_kind[kind]) > size)
+
+
 def test_date_order_keeps_undated_records_last_both_ways(client):
     for sort in ("date", "-date"):
         records = client.get(f"/api/v1/events?sort={sort}&page_size=500").json
