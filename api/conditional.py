@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from cachetools import LRUCache
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.http import parse_etags
@@ -46,12 +45,18 @@ def etag(fingerprint: dict[str, Any], revision: int) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Known:
     fingerprint: dict[str, Any]  # what the tag is made from, but the revision
     endpoint: str
     headers: list[tuple[str, str]]
     reports_seq: bool  # the app's 304 said which sequence number it was at
+    tagged: tuple[int, str] = (-1, "")  # the last revision asked for, and its tag
+
+    def tag(self, revision: int) -> str:
+        if self.tagged[0] != revision:  # one tuple: replaced whole, never seen half-set
+            self.tagged = (revision, etag(self.fingerprint, revision))
+        return self.tagged[1]
 
 
 def _key(environ: dict) -> tuple:
@@ -75,8 +80,11 @@ class ConditionalGets:
         self.app = app
         self.next = app.wsgi_app
         app.wsgi_app = self
-        self.known: LRUCache = LRUCache(maxsize=entries)
-        self.lock = threading.Lock()  # cachetools' caches are not thread-safe
+        # Read without a lock (a dict's get is atomic), written under one. The oldest entry
+        # goes first: one that is still asked for is learned again from the app's next 304.
+        self.known: dict[tuple, _Known] = {}
+        self.entries = entries
+        self.lock = threading.Lock()
         self.idle: queue.SimpleQueue = queue.SimpleQueue()  # connections for _revision
         # They go when the engine's pooled ones do (its dispose), or with this layer.
         engine, idle = app.extensions["db"].kw["bind"], self.idle
@@ -89,8 +97,7 @@ class ConditionalGets:
             return self.next(environ, start_response)
         started = time.perf_counter()
         key = _key(environ)
-        with self.lock:
-            known = self.known.get(key)
+        known = self.known.get(key)
         if known is not None and MIN_SEQ not in environ:
             try:
                 answered = self._not_modified(environ, start_response, known, started)
@@ -102,9 +109,8 @@ class ConditionalGets:
 
     def _not_modified(self, environ, start_response, known: _Known, started: float):
         revision = self._revision()
-        tag = etag(known.fingerprint, revision)
-        given = parse_etags(environ["HTTP_IF_NONE_MATCH"])
-        if given.star_tag or tag not in same_tags(given.as_set(include_weak=True)):
+        tag = known.tag(revision)
+        if not matches(environ["HTTP_IF_NONE_MATCH"], tag):
             return None
         rid = observability.sane_request_id(environ.get("HTTP_X_REQUEST_ID", ""))
         headers = [*known.headers, ("ETag", f'"{tag}"'), (observability.REQUEST_ID_HEADER, rid)]
@@ -160,6 +166,8 @@ class ConditionalGets:
                 seq = any(k.lower() == SEQ_HEADER.lower() for k, _ in headers)
                 with self.lock:
                     self.known[key] = _Known(*tagged, kept, seq)
+                    if len(self.known) > self.entries:
+                        del self.known[next(iter(self.known))]
             return start_response(status, headers, exc_info)
 
         return learn
@@ -171,6 +179,15 @@ def _close_all(idle: queue.SimpleQueue) -> None:
             idle.get_nowait().close()
         except queue.Empty:
             return
+
+
+def matches(if_none_match: str, tag: str) -> bool:
+    """Whether an If-None-Match names the current tag (weakly: RFC 9110 13.1.2); "*" is left
+    to the app."""
+    if if_none_match == f'"{tag}"':  # what a client that kept our ETag sends back
+        return True
+    given = parse_etags(if_none_match)
+    return not given.star_tag and tag in same_tags(given.as_set(include_weak=True))
 
 
 def same_tags(tags) -> set[str]:

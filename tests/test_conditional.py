@@ -49,6 +49,18 @@ def test_a_known_request_is_answered_304_in_front_of_the_app_with_the_apps_heade
     assert client.head(EVENTS, headers={"If-None-Match": tag}).status_code == 304
 
 
+def test_the_layer_keeps_the_requests_it_learned_last(site):
+    app, client, reached = site
+    app.wsgi_app.entries = 2
+    urls = [f"{API}/events?page_size={size}" for size in (1, 2, 3)]
+    tags = [learned(client, url) for url in urls]  # the first one is let go
+    expected = zip(urls, tags, (False, True, True), strict=True)
+    for url, tag, in_front in reversed(list(expected)):  # the app's answer teaches it again
+        before = len(reached)
+        assert client.get(url, headers={"If-None-Match": tag}).status_code == 304
+        assert (len(reached) == before) == in_front, url
+
+
 def test_a_write_makes_the_tag_stale_and_the_app_answers_again(site):
     app, client, reached = site
     tag = learned(client)
