@@ -10,6 +10,8 @@ own virtual environment in bench/results/datasette-venv, never a project depende
 (b) the full CSV export of events, rows per second and the server's peak RSS;
 (c) our 304 for a matching If-None-Match against a bare WSGI app (`bare_app` below) that
 answers a fixed 304 under the same gunicorn settings.
+Each measure is taken --rounds times (default 3), ours and the peer's in turn, and reported as
+the median: one 10-second wrk run of each varied by a tenth on a 2-core machine.
 Prints a Markdown table and writes bench/results/peers-<size>-<timestamp>.json.
 """
 
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -206,6 +209,26 @@ def export(server: Server, path: str) -> dict:
     }
 
 
+def side_by_side(rounds: int, **measures) -> dict:
+    """Each measure taken `rounds` times, in turn (ours, the peer's, ours, ...), so that the
+    machine's drift during the run falls on both sides; each number is its median over the
+    rounds, and every round is kept under "rounds"."""
+    taken: dict[str, list[dict]] = {name: [] for name in measures}
+    for _ in range(rounds):
+        for name, measure in measures.items():
+            taken[name].append(measure())
+    return {name: median_of(results) for name, results in taken.items()}
+
+
+def median_of(results: list[dict]) -> dict:
+    numbers = {
+        key: statistics.median(r[key] for r in results)
+        for key, value in results[0].items()
+        if isinstance(value, int | float) and all(r[key] is not None for r in results)
+    }
+    return {**results[0], **numbers, "rounds": results}
+
+
 # Run -----------------------------------------------------------------------------------------
 
 
@@ -217,6 +240,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=("10k", "100k", "1m"), default="10k")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each measure (median)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=8821, help="ours; +1 Datasette, +2 bare")
@@ -307,17 +331,24 @@ def main(argv=None) -> None:
             "database": str(db_file),
             "datasette": version.strip(),
             "wrk": {k: getattr(args, k) for k in ("duration", "threads", "connections")},
-            "page": {"ours": load(ours, page, args), "datasette": load(theirs, their_page, args)},
-            "csv": {
-                "ours": export(ours, f"{run.API}/events?format=csv"),
-                "datasette": export(
+            "rounds": args.rounds,
+            "page": side_by_side(
+                args.rounds,
+                ours=lambda: load(ours, page, args),
+                datasette=lambda: load(theirs, their_page, args),
+            ),
+            "csv": side_by_side(
+                args.rounds,
+                ours=lambda: export(ours, f"{run.API}/events?format=csv"),
+                datasette=lambda: export(
                     theirs, f"/{db}/facts.csv?type=event&_stream=on&_size=max&{not_ours}"
                 ),
-            },
-            "not_modified": {
-                "ours": load(ours, page, args, {"If-None-Match": etag}),
-                "bare": load(bare, "/", args, {"If-None-Match": ETAG}),
-            },
+            ),
+            "not_modified": side_by_side(
+                args.rounds,
+                ours=lambda: load(ours, page, args, {"If-None-Match": etag}),
+                bare=lambda: load(bare, "/", args, {"If-None-Match": ETAG}),
+            ),
         }
     finally:
         for server in servers:
@@ -334,7 +365,7 @@ def main(argv=None) -> None:
         ("304, req/CPU-s (vs bare WSGI)", n["ours"]["req_per_cpu_s"], n["bare"]["req_per_cpu_s"]),
     ]
     print(f"\n{args.size} records, {results['datasette']}, wrk -t{args.threads} "
-          f"-c{args.connections} -d{args.duration}s\n")  # fmt: skip
+          f"-c{args.connections} -d{args.duration}s, median of {args.rounds} rounds\n")  # fmt: skip
     print("| measure | ours | peer | ours ÷ peer |\n| --- | ---: | ---: | ---: |")
     for label, mine, peer in rows:
         print(f"| {label} | {mine:,} | {peer:,} | {ratio(mine, peer)} |")
