@@ -141,9 +141,13 @@ def paginate(
             raise InvalidCursor("Not a cursor issued by this API.") from error
     entity = entity or _entity(stmt)
     id_at = [name for name, _ in order].index("id")  # the unique sort key's place in a row
-    shape = (tuple(order), id(sorts), values is not None, backward, entity, form)
+    after = values is not None
+    shape = (tuple(order), id(sorts), after, backward, entity, form)
     page, params = _page_statement(
-        stmt, shape, lambda: _build_page(stmt, fields, id_at, *shape[2:]), keep=sorts
+        stmt,
+        shape,
+        lambda: _build_page(stmt, fields, id_at, after, backward, entity, form),
+        keep=sorts,
     )
     params.update({f"cursor_{i}": value for i, value in enumerate(values or ())})
     params["page_limit"] = page_size + 1
