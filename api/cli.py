@@ -221,6 +221,31 @@ def register_commands(app: Flask) -> None:
                 sys.exit(1)
         click.echo(f"Mirror of {source_url.rstrip('/')}: {report}")
 
+    @app.cli.group("search")
+    def search_group():
+        """The full-text search index."""
+
+    @search_group.command("index-words")
+    @click.option(
+        "--min-documents",
+        type=click.IntRange(1),
+        default=None,
+        help="Words in at least this many documents get postings (default: 20,000).",
+    )
+    @click.argument("words", nargs=-1)
+    @reports_database_errors
+    def search_index_words(min_documents: int | None, words: tuple[str, ...]):
+        """Give postings to the frequent words (and WORDS), anew: their one-word searches rank
+        their best hits from them instead of scoring every match. Writes keep them."""
+        from .search import index_words
+
+        with exclusive():
+            upgrade_database()
+            with db.transaction() as session:
+                posted = index_words(session, min_documents, words)
+        listed = ", ".join(f"{word} ({n:,})" for word, n in posted.items()) or "none"
+        click.echo(f"Words with postings: {listed}.")
+
     @app.cli.group("spec")
     def spec_group():
         """The committed OpenAPI document, openapi.yaml."""

@@ -277,6 +277,44 @@ class SearchDocument(Base):
     __table_args__ = (Index("ix_search_documents_doc", "doc_type", "doc_id", unique=True),)
 
 
+class SearchPosting(Base):
+    """One document of a frequent word, keyed in the order its engine ranks the word's hits.
+
+    For a one-word search the engine's score depends only on the word's occurrences in a
+    document and, on SQLite (bm25), the document's length: within one (doc_type, occurrences)
+    group the key's order is the ranking's, so a common word's best hits are the first few
+    rows of each group (search.best_of_word) instead of a score for each of its 300k matches.
+    Kept by every write (search.reindex) for the words in search_word_counts.
+    """
+
+    __tablename__ = "search_postings"
+
+    word: Mapped[str] = mapped_column(String(100), primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # As the engine counts them: FTS5 every token; PostgreSQL the positions a tsvector keeps.
+    occurrences: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The document's length as the engine's ranking weighs it: FTS5 its tokens (doc_type's
+    # included); PostgreSQL's ts_rank ignores length, so 0 there.
+    length: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    document_id: Mapped[int]  # search_documents.id
+
+    # SQLite: the rows are the key's index itself, not a table beside it.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class SearchWordCount(Base):
+    """How many documents of a type have a frequent word so many times: the groups of
+    search_postings. A word listed here has all its documents there; a group may count 0."""
+
+    __tablename__ = "search_word_counts"
+
+    word: Mapped[str] = mapped_column(String(100), primary_key=True)
+    doc_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    occurrences: Mapped[int] = mapped_column(Integer, primary_key=True)
+    documents: Mapped[int]
+
+
 class Revision(Base):
     """One change to one record: its state afterwards, and the JSON Patch that made it.
 

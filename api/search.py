@@ -7,15 +7,31 @@ and a trailing * for a prefix (`mobili*`).
 """
 
 import html
+import math
 import re
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Select, column, delete, false, func, literal_column, select, table, text
+from sqlalchemy import (
+    Select,
+    bindparam,
+    column,
+    delete,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
-from .models import Article, Fact, SearchDocument
+from .models import Article, DatasetState, Fact, SearchDocument, SearchPosting, SearchWordCount
 
 _TOKEN = re.compile(r"[^\W_]+")
 _QUERY_PART = re.compile(r'"([^"]*)"|(\S+)')
@@ -87,13 +103,21 @@ def _matching(dialect: str, terms: list[Term], doc_types: list[str] | None) -> S
             .join(_KEYS, _KEYS.c.id == _FTS.c.rowid)
             .where(_fts_match(terms, doc_types))
         )
-    vector = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
-    query = func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
+    vector, query = _VECTOR, _ts_query(terms)
     columns = (SearchDocument.id, SearchDocument.doc_type, SearchDocument.doc_id)
-    stmt = select(*columns, func.ts_rank(vector, query).label("score")).where(
-        vector.op("@@")(query)
-    )
+    stmt = select(*columns, _ts_rank(terms).label("score")).where(vector.op("@@")(query))
     return stmt.where(SearchDocument.doc_type.in_(doc_types)) if doc_types else stmt
+
+
+_VECTOR = literal_column("search_documents.tsv")  # to_tsvector('simple', tokens), stored
+
+
+def _ts_query(terms: list[Term]):
+    return func.to_tsquery(literal_column("'simple'"), _tsquery(terms))
+
+
+def _ts_rank(terms: list[Term]):
+    return func.ts_rank(_VECTOR, _ts_query(terms))
 
 
 def _bm25():
@@ -173,6 +197,9 @@ def best(
     are dropped and the window ends where one score does.
     """
     dialect = session.get_bind().dialect.name
+    groups = _word_groups(session, terms)
+    if groups:
+        return best_of_word(session, terms[0].tokens[0], groups, types, size)
     if not terms or dialect != "sqlite":
         return rank(session, terms, types, size, 0)
     score = _bm25().label("score")
@@ -194,6 +221,103 @@ def best(
     window = [Ranked(id_, doc_type, doc_id, by_id[id_]) for id_, doc_type, doc_id in keys]
     total = len(window) if every_hit else _count(session, dialect, terms, types)
     return sorted(window, key=_best_first_key), total
+
+
+# A frequent word's best hits, from its postings ----------------------------------------------
+
+MIN_POSTED_DOCUMENTS = 20_000  # words in this many documents get postings (index_words)
+# PostgreSQL's tsvector keeps at most 256 positions of a word, none beyond 16,383.
+_PG_MAX_POSITIONS, _PG_MAX_POSITION = 256, 16_383
+_BM25_K1, _BM25_B = 1.2, 0.75  # FTS5's bm25 constants
+
+
+def _word_groups(session: Session, terms: list[Term]) -> list:
+    """A one-word query's (doc_type, occurrences, documents) groups if the word has postings."""
+    if len(terms) != 1 or len(terms[0].tokens) != 1 or terms[0].prefix:
+        return []
+    counts = SearchWordCount.__table__.c
+    stmt = select(counts.doc_type, counts.occurrences, counts.documents)
+    return session.execute(stmt.where(counts.word == terms[0].tokens[0])).all()
+
+
+def best_of_word(
+    session: Session, word: str, groups: list, types: list[str] | None, size: int
+) -> tuple[list[Ranked], int]:
+    """`best` for one word with postings: exactly the same hits and scores, from the first
+    `size` postings of each (doc_type, occurrences) group rather than a score for every match.
+
+    Within a group the postings' order is the ranking's (SearchPosting), so the best `size`
+    hits overall are among the groups' first `size`; only those are scored and merged.
+    """
+    wanted = [g for g in groups if g.documents and (not types or g.doc_type in types)]
+    postings, connection = SearchPosting.__table__.c, session.connection()
+    candidates: list[tuple] = []  # (document_id, doc_type, doc_id, occurrences, length)
+    for group in wanted:
+        stmt = (
+            select(postings.document_id, postings.doc_type, postings.doc_id)
+            .add_columns(postings.occurrences, postings.length)
+            .where(
+                postings.word == word,
+                postings.doc_type == group.doc_type,
+                postings.occurrences == group.occurrences,
+            )
+            .order_by(postings.length, postings.doc_id)
+            .limit(size)
+        )
+        candidates += connection.execute(stmt)
+    if connection.dialect.name == "sqlite":
+        score = _bm25_of_word(session, sum(g.documents for g in groups))
+        # Ties by type and id; str order is SQLite's BINARY collation (code points).
+        scored = [(-score(o, n), t, d, i, d) for i, t, d, o, n in candidates]
+    else:
+        # ts_rank of one word depends only on its occurrences; ties go by the database's
+        # collation of doc_id, which is each group's own order (equal ranks: one group).
+        rank_of = _ts_rank_by_occurrences(session, word, candidates)
+        scored = [(-rank_of[o], t, k, i, d) for k, (i, t, d, o, _) in enumerate(candidates)]
+    scored.sort()
+    window = [Ranked(i, t, d, -value) for value, t, _, i, d in scored[:size]]
+    return window, sum(g.documents for g in wanted)
+
+
+def _bm25_of_word(session: Session, hits: int):
+    """FTS5's bm25 of one word as a function of its occurrences and the document's length,
+    with FTS5's own totals, in the same floating-point steps as its C code (fts5_aux.c)."""
+    rows, tokens = _fts5_totals(session)
+    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
+    idf = idf if idf > 0.0 else 1e-6
+    avgdl, k1, b = tokens / rows, _BM25_K1, _BM25_B
+
+    def score(occurrences: int, length: int) -> float:
+        freq = float(occurrences)
+        return idf * ((freq * (k1 + 1.0)) / (freq + k1 * (1 - b + b * length / avgdl)))
+
+    return score
+
+
+def _fts5_totals(session: Session) -> tuple[int, int]:
+    """FTS5's row count and total tokens (all columns), as bm25 reads them: the varints of
+    its "averages" record (rowid 1 of search_fts_data)."""
+    block = session.connection().exec_driver_sql("SELECT block FROM search_fts_data WHERE id = 1")
+    values, value, data = [], 0, block.scalar() or b""
+    # SQLite varints: 7 bits a byte, the high bit set on all but the last (a ninth byte, for
+    # values of 2**56 and more, cannot occur in counts of rows and tokens)
+    for byte in data:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            values.append(value)
+            value = 0
+    return values[0], sum(values[1:])
+
+
+def _ts_rank_by_occurrences(session: Session, word: str, candidates: list) -> dict[int, float]:
+    """PostgreSQL's ts_rank of one word for each number of occurrences among the candidates,
+    computed by PostgreSQL on one document of each."""
+    one_of_each = {occurrences: document_id for document_id, _, _, occurrences, _ in candidates}
+    stmt = select(SearchDocument.id, _ts_rank([Term((word,))])).where(
+        SearchDocument.id.in_(list(one_of_each.values()))
+    )
+    rank_of = dict(session.execute(stmt).all())
+    return {n: rank_of[document_id] for n, document_id in one_of_each.items()}
 
 
 def _ranked(row) -> Ranked:
@@ -288,8 +412,15 @@ def _document(doc_type: str, doc_id: str, title: str, body: str) -> SearchDocume
 def reindex(
     session: Session, documents: list[SearchDocument], removed: list[tuple[str, str]]
 ) -> None:
-    """Replace the search documents of changed records and drop those of removed ones."""
+    """Replace the search documents of changed records and drop those of removed ones, and
+    their postings of the frequent words."""
     keys = [(d.doc_type, d.doc_id) for d in documents] + removed
+    old, words = [], set()  # the documents replaced or dropped, as they were; posted words
+    if session.scalar(select(SearchWordCount.word).limit(1)) is not None:
+        key = tuple_(SearchDocument.doc_type, SearchDocument.doc_id)
+        for chunk in range(0, len(keys), 500):
+            old += session.execute(_DOCUMENT_ROWS.where(key.in_(keys[chunk : chunk + 500])))
+        words = _posted_words(session, {w for d in old + documents for w in d.tokens.split()})
     for doc_type in {doc_type for doc_type, _ in keys}:
         ids = [doc_id for t, doc_id in keys if t == doc_type]
         for chunk in range(0, len(ids), 500):
@@ -301,6 +432,172 @@ def reindex(
             )
     session.add_all(documents)
     session.flush()
+    if words:
+        _replace_postings(session, old, documents, words)
+
+
+def _posted_words(session: Session, words: set[str]) -> set[str]:
+    """Those of these words that have postings."""
+    posted, words_ = set(), sorted(words)
+    for chunk in range(0, len(words_), 500):
+        stmt = select(SearchWordCount.word).where(
+            SearchWordCount.word.in_(words_[chunk : chunk + 500])
+        )
+        posted.update(session.scalars(stmt.distinct()))
+    return posted
+
+
+_DOCUMENT_ROWS = select(
+    *(SearchDocument.__table__.c[name] for name in ("id", "doc_type", "doc_id", "tokens"))
+)
+
+
+class Posting(NamedTuple):  # a SearchPosting row, its columns in the table's order
+    word: str
+    doc_type: str
+    occurrences: int
+    length: int
+    doc_id: str
+    document_id: int
+
+
+def postings(dialect: str, document, words: set[str]) -> list[Posting]:
+    """The document's postings (SearchPosting rows) of these words."""
+    tokens = document.tokens.split()
+    if dialect == "sqlite":
+        counts = Counter(t for t in tokens if t in words)
+        length = len(tokens) + len(tokenize(document.doc_type))  # FTS5 counts both columns
+    else:  # to_tsvector's positions (from 1) of each word, as many as it keeps
+        positions: dict[str, set[int]] = {}
+        for position, token in enumerate(tokens, 1):
+            if token in words:
+                positions.setdefault(token, set()).add(min(position, _PG_MAX_POSITION))
+        counts = {w: min(len(p), _PG_MAX_POSITIONS) for w, p in positions.items()}
+        length = 0
+    doc_type, doc_id, id_ = document.doc_type, document.doc_id, document.id
+    return [Posting(w, doc_type, n, length, doc_id, id_) for w, n in counts.items()]
+
+
+def _replace_postings(session: Session, old: list, new: list, words: set[str]) -> None:
+    """Replace the old documents' postings by the new ones' and count the difference in their
+    groups (a PATCH changes a few counts, if any)."""
+    dialect, table = session.get_bind().dialect.name, SearchPosting.__table__
+    removed = [p for document in old for p in postings(dialect, document, words)]
+    added = [p for document in new for p in postings(dialect, document, words)]
+    key = tuple_(*(table.c[name] for name in Posting._fields[:5]))  # the primary key
+    for chunk in range(0, len(removed), 500):
+        values = [p[:5] for p in removed[chunk : chunk + 500]]
+        session.execute(delete(table).where(key.in_(values)))
+    if added:
+        session.execute(insert(table), [p._asdict() for p in added])
+    changes = Counter(p[:3] for p in added)  # (word, doc_type, occurrences): a group
+    changes.subtract(p[:3] for p in removed)
+    _count_postings(session, changes)
+
+
+def _count_postings(session: Session, changes: Counter) -> None:
+    """Add {(word, doc_type, occurrences): +n or -n} to the groups' counts.
+
+    Writers take turns (records.ChangeSet), so no other write changes these rows meanwhile.
+    """
+    changes = Counter({group: n for group, n in changes.items() if n})
+    if not changes:
+        return
+    counts = SearchWordCount.__table__
+    group = tuple_(counts.c.word, counts.c.doc_type, counts.c.occurrences)
+    kept = set(session.execute(select(*group.clauses).where(group.in_(list(changes)))).all())
+    rows = [{"w": w, "t": t, "o": o, "n": n} for (w, t, o), n in changes.items()]
+    if new := [row for row in rows if (row["w"], row["t"], row["o"]) not in kept]:
+        # new groups (a removal always has its group)
+        session.execute(
+            insert(counts).values(
+                word=bindparam("w"),
+                doc_type=bindparam("t"),
+                occurrences=bindparam("o"),
+                documents=bindparam("n"),
+            ),
+            new,
+        )
+    if changed := [row for row in rows if (row["w"], row["t"], row["o"]) in kept]:
+        session.execute(
+            counts.update()
+            .where(
+                counts.c.word == bindparam("w"),
+                counts.c.doc_type == bindparam("t"),
+                counts.c.occurrences == bindparam("o"),
+            )
+            .values(documents=counts.c.documents + bindparam("n")),
+            changed,
+        )
+
+
+def index_words(
+    session: Session, min_documents: int | None = None, words: Iterable[str] = ()
+) -> dict[str, int]:
+    """Give postings to the words in at least `min_documents` (MIN_POSTED_DOCUMENTS)
+    documents, and to `words`, anew (the others' are dropped): {word: documents}.
+
+    Two passes over every document's tokens: one counts each word's documents, one writes the
+    chosen words' postings.
+    """
+    # Writers take turns on this row (records.ChangeSet): none changes a document meanwhile.
+    session.execute(select(DatasetState.id).where(DatasetState.id == 1).with_for_update())
+    session.execute(delete(SearchPosting))
+    session.execute(delete(SearchWordCount))
+    documents: Counter = Counter()
+    for tokens in session.scalars(select(SearchDocument.tokens).execution_options(yield_per=2000)):
+        documents.update(set(tokens.split()))
+    least = MIN_POSTED_DOCUMENTS if min_documents is None else min_documents
+    chosen = {w for w, n in documents.items() if n >= least}
+    chosen |= {w for w in words if documents[w]}
+    dialect, groups = session.get_bind().dialect.name, Counter()
+    if chosen:
+        with _bulk_writer(session) as write:
+            every = session.execute(_DOCUMENT_ROWS.execution_options(yield_per=2000))
+            for batch in every.partitions():
+                rows = [p for document in batch for p in postings(dialect, document, chosen)]
+                write(rows)
+                groups.update(p[:3] for p in rows)
+    _count_postings(session, groups)
+    session.flush()
+    return {w: documents[w] for w in sorted(chosen)}
+
+
+@contextmanager
+def _bulk_writer(session: Session) -> Iterator[Callable[[list[Posting]], None]]:
+    """A function that writes postings, tens of millions at 1M records, into an empty table.
+
+    Their key's B-tree is built once, from the sorted rows, not an insert at a time across
+    a tree bigger than any cache: PostgreSQL COPYs them into the table without its primary
+    key, then makes the key; SQLite (whose table is its key) sorts them from a temporary table.
+    """
+    connection = session.connection()
+    columns = ", ".join(Posting._fields)
+    key = ", ".join(Posting._fields[:5])
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"CREATE TEMP TABLE new_postings ({columns})")
+        insert_ = f"INSERT INTO new_postings ({columns}) VALUES (?, ?, ?, ?, ?, ?)"
+        yield lambda rows: rows and connection.exec_driver_sql(insert_, rows)
+        connection.exec_driver_sql(
+            f"INSERT INTO search_postings ({columns}) "
+            f"SELECT {columns} FROM new_postings ORDER BY {key}"
+        )
+        connection.exec_driver_sql("DROP TABLE new_postings")
+        return
+    connection.exec_driver_sql("ALTER TABLE search_postings DROP CONSTRAINT pk_search_postings")
+    cursor = connection.connection.driver_connection.cursor()
+
+    def copy_rows(rows: list[Posting]) -> None:
+        # One COPY a batch: the documents' cursor cannot fetch while a COPY is open.
+        with cursor.copy(f"COPY search_postings ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    yield copy_rows
+    connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
+    connection.exec_driver_sql(
+        f"ALTER TABLE search_postings ADD CONSTRAINT pk_search_postings PRIMARY KEY ({key})"
+    )
 
 
 def is_index_object(name: str | None) -> bool:
