@@ -3,7 +3,8 @@
 Python tokenises both the indexed text and the query (`tokenize`), so that both engines see
 the same words and return the same hits; they differ only in how they rank them (bm25 on
 SQLite, ts_rank on PostgreSQL). Query syntax: words (all must match), "quoted phrases",
-and a trailing * for a prefix (`mobili*`).
+and a trailing * for a prefix (`mobili*`). The frequent words have postings in ranking order
+(SearchPosting), from which a one-word search takes its best hits without scoring every match.
 """
 
 import html
@@ -188,7 +189,7 @@ def best(
     session: Session, terms: list[Term], types: list[str] | None, size: int
 ) -> tuple[list[Ranked], int]:
     """The first hits in `rank`'s order, up to `size` of them (fewer when scores tie at the
-    end: see below), and the total number of hits.
+    end: see below), and the total number of hits. A word with postings: best_of_word.
 
     On SQLite the scores are ranked by FTS5 alone, and only the best `size` + 1
     are then looked up for their type and id: a common word's 300k matches cost their

@@ -869,6 +869,12 @@ def generate(
     timings["facet_counts"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    with Session(engine) as session:  # the frequent words' postings, as migration 0014 makes
+        search.index_words(session)
+        session.commit()
+    timings["search_postings"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     if engine.dialect.name == "sqlite":
         with engine.connect() as connection:
             # Left in WAL mode, as the app's migrations leave it, with an empty log.
