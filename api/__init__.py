@@ -13,8 +13,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from . import curation, observability, web
 from .cli import register_commands
-from .conditional import ConditionalGets
-from .config import API_PREFIX, Config
+from .conditional import ConditionalGets, ResponseCache
+from .config import API_PREFIX, Config, ConfigError
 from .db import db
 from .resources import BLUEPRINTS, UNVERSIONED
 from .smorest import Api, SlugConverter, problem, unavailable
@@ -70,6 +70,20 @@ def to_the_docs() -> Response:
     return response
 
 
+def response_cache_bytes(app: Flask) -> int:
+    """RESPONSE_CACHE_MB in bytes: 32 MB unless set, none in tests unless set."""
+    value = app.config["RESPONSE_CACHE_MB"]
+    if value in (None, ""):
+        return 0 if app.testing else 32 * 1024 * 1024
+    try:
+        megabytes = float(value)
+    except ValueError:
+        megabytes = -1.0
+    if not 0 <= megabytes < 1024 * 1024:
+        raise ConfigError(f"RESPONSE_CACHE_MB: {value!r} is not a size in MB (0: no cache).")
+    return int(megabytes * 1024 * 1024)
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     # Set before any route is added: a doubled slash is a 404 like any unknown path, not a
@@ -83,6 +97,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     db.init_app(app)
     observability.init_app(app)
     ConditionalGets(app)  # inside web's ProxyFix: it sees the client's address
+    app.extensions["responses"] = ResponseCache(response_cache_bytes(app))
     web.init_app(app)
     Compress(app)
     api = Api(app)

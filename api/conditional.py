@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from flask import Flask
+from cachetools import LRUCache
+from flask import Flask, Response
 from sqlalchemy import event
 from werkzeug.http import parse_etags
 
@@ -194,3 +195,51 @@ def same_tags(tags) -> set[str]:
     """Tags as compared: flask-compress marks the tags of compressed bodies "<tag>:gzip", and
     that is the same tag."""
     return {tag.split(":")[0] for tag in tags if tag}  # "" is no tag
+
+
+@dataclass(frozen=True)
+class _Kept:
+    body: bytes
+    status: int
+    headers: list[tuple[str, str]]
+
+
+class ResponseCache:
+    """A worker's answers by their ETag: the tag names the data's revision and all of the
+    request that the answer depends on, so the same tag is the same answer, byte for byte.
+
+    Smorest.Blueprint.etag looks a tag up before running the view: a page asked for again at
+    the same revision skips its query and its rendering. Only whole 200 bodies up to
+    `largest` bytes are kept (streams never), at most `size` bytes in all, the least recently
+    used going first; a tag of an older revision is never asked for again and ages out.
+    """
+
+    def __init__(self, size: int, largest: int = 1024 * 1024):
+        self.entries: LRUCache = LRUCache(maxsize=max(size, 1), getsizeof=_size_of)
+        self.size, self.largest = size, largest
+        self.lock = threading.Lock()  # cachetools' caches are not thread-safe
+
+    def get(self, tag: str) -> Response | None:
+        with self.lock:
+            kept = self.entries.get(tag)
+        if kept is None:
+            return None
+        return Response(kept.body, status=kept.status, headers=kept.headers)
+
+    def keep(self, tag: str, response: Response) -> Response:
+        if (
+            self.size
+            and response.status_code == 200
+            and not response.is_streamed
+            and not response.direct_passthrough
+        ):
+            body = response.get_data()
+            if len(body) <= min(self.largest, self.size):
+                kept = _Kept(body, response.status_code, list(response.headers.items()))
+                with self.lock:
+                    self.entries[tag] = kept
+        return response
+
+
+def _size_of(kept: _Kept) -> int:
+    return len(kept.body) + sum(len(k) + len(v) for k, v in kept.headers)

@@ -58,6 +58,9 @@ class Config:
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES") or 0)
     # Origins whose browser pages may call the API (CORS), comma-separated; * for any.
     CORS_ORIGINS = _list(os.environ.get("CORS_ORIGINS") or "*")
+    # Each worker keeps its latest answers by ETag, up to this many MB (0: none; tests: none
+    # unless set), so that a page asked for again at the same revision is not made again.
+    RESPONSE_CACHE_MB = os.environ.get("RESPONSE_CACHE_MB")
     MAX_CONTENT_LENGTH = 1024 * 1024  # a write's body: larger is refused, 413
     MAX_PAGE_SIZE = MAX_PAGE_SIZE
     DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
