@@ -21,13 +21,18 @@ def engine(app):
     return app.extensions["db"].kw["bind"]
 
 
-def words_by_documents(app) -> list[str]:
-    """Every word of the search documents, the most frequent first."""
+def documents_by_word(app) -> Counter:
+    """How many search documents have each word."""
     with Session(engine(app)) as session:
         documents = Counter()
         for tokens in session.scalars(select(SearchDocument.tokens)):
             documents.update(set(tokens.split()))
-    return [word for word, _ in documents.most_common()]
+    return documents
+
+
+def posted_words(app) -> set[str]:
+    with Session(engine(app)) as session:
+        return set(session.scalars(select(SearchWordCount.word).distinct()))
 
 
 def index_words(app, *args: str):
@@ -66,7 +71,7 @@ def test_a_word_ranked_from_its_postings_is_ranked_as_every_match_would_be(
     app, _ = new_app(backend)
     assert load(app).exit_code == 0
     client = app.test_client()
-    words = sample(words_by_documents(app))
+    words = sample([word for word, _ in documents_by_word(app).most_common()])
     scored_every_match = searches(client, words)
 
     output = index_words(app, "--min-documents", "1")
@@ -83,22 +88,11 @@ def test_a_word_ranked_from_its_postings_is_ranked_as_every_match_would_be(
 def test_only_the_frequent_words_get_postings(backend, new_app):
     app, _ = new_app(backend)
     assert load(app).exit_code == 0
-    with Session(engine(app)) as session:
-        frequent = {
-            word
-            for word, n in Counter(
-                w
-                for tokens in session.scalars(select(SearchDocument.tokens))
-                for w in set(tokens.split())
-            ).items()
-            if n >= 30
-        }
+    frequent = {word for word, n in documents_by_word(app).items() if n >= 30}
     assert frequent
     output = index_words(app, "--min-documents", "30", "gosuslugi", "notaword")
     assert "gosuslugi (" in output and "notaword" not in output
-    with Session(engine(app)) as session:
-        kept = set(session.scalars(select(SearchWordCount.word).distinct()))
-    assert kept == frequent | {"gosuslugi"}
+    assert posted_words(app) == frequent | {"gosuslugi"}
     assert index_words(app).endswith("Words with postings: none.\n")  # the default: 20,000
 
 
@@ -114,14 +108,8 @@ def test_migration_0014_gives_the_frequent_words_of_a_database_their_postings(
     monkeypatch.setattr(search, "MIN_POSTED_DOCUMENTS", 12)
     with app.app_context():
         upgrade_database()
-    with Session(engine(app)) as session:
-        posted = set(session.scalars(select(SearchWordCount.word).distinct()))
-        documents = Counter(
-            w
-            for tokens in session.scalars(select(SearchDocument.tokens))
-            for w in set(tokens.split())
-        )
-    assert posted and posted == {word for word, n in documents.items() if n >= 12}
+    posted = posted_words(app)
+    assert posted and posted == {word for word, n in documents_by_word(app).items() if n >= 12}
     assert stale_postings(app) == {}
 
 
