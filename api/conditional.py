@@ -198,9 +198,8 @@ def same_tags(tags) -> set[str]:
 
 
 @dataclass(frozen=True)
-class _Kept:
+class _Kept:  # a 200's
     body: bytes
-    status: int
     headers: list[tuple[str, str]]
 
 
@@ -224,7 +223,7 @@ class ResponseCache:
             kept = self.entries.get(tag)
         if kept is None:
             return None
-        return Response(kept.body, status=kept.status, headers=kept.headers)
+        return Response(kept.body, headers=kept.headers)
 
     def keep(self, tag: str, response: Response) -> Response:
         if (
@@ -235,7 +234,7 @@ class ResponseCache:
         ):
             body = response.get_data()
             if len(body) <= min(self.largest, self.size):
-                kept = _Kept(body, response.status_code, list(response.headers.items()))
+                kept = _Kept(body, list(response.headers.items()))
                 with self.lock:
                     self.entries[tag] = kept
         return response

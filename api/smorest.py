@@ -240,7 +240,8 @@ class Blueprint(flask_smorest.Blueprint):
             if tag in if_none_match_tags():
                 return Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
             responses = current_app.extensions["responses"]  # conditional.ResponseCache
-            response = responses.get(tag) or responses.keep(tag, view(*args, **kwargs))
+            if (response := responses.get(tag)) is None:
+                response = responses.keep(tag, view(*args, **kwargs))
             if request.if_none_match.star_tag and response.status_code == HTTPStatus.OK:
                 response = Response(status=HTTPStatus.NOT_MODIFIED)  # "*": any representation
             response.headers.update(headers)

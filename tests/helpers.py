@@ -13,12 +13,15 @@ from pathlib import Path
 
 import orjson
 import yaml
+from alembic import command
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.orm import Session, undefer
 
 from api import formats, records, store
 from api.config import PROJECT_DIR
 from api.dataset import FACT_FILES
+from api.db import db
+from api.migrate import alembic_config
 from api.models import FACT_TYPES, Actor, Article, Fact
 from schemas.contract import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from schemas.facts import COLLECTIONS
@@ -44,6 +47,14 @@ def stale_forms(app) -> list[tuple[str, str]]:
                 elif row.csv_form != formats.csv_line(schema, fresh):
                     stale.append((record_type, row.id))
     return stale
+
+
+def downgrade(app, revision: str) -> None:
+    """Take the app's database schema back to a migration (to test the ones after it)."""
+    with app.app_context(), db.engine().begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
 
 
 def stale_facets(app) -> dict[str, dict]:

@@ -4,17 +4,15 @@ exactly the hits, order, scores and totals of a ranking of every match, and writ
 from collections import Counter
 
 import pytest
-from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api import search, store
-from api.db import db
-from api.migrate import alembic_config, upgrade_database
+from api.migrate import upgrade_database
 from api.models import SearchDocument, SearchPosting, SearchWordCount
 
 from .conftest import load
-from .helpers import create_token, walk
+from .helpers import create_token, downgrade, walk
 
 
 def engine(app):
@@ -101,10 +99,7 @@ def test_migration_0014_gives_the_frequent_words_of_a_database_their_postings(
 ):
     app, _ = new_app(backend)
     assert load(app).exit_code == 0
-    with app.app_context(), db.engine().begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0013")
+    downgrade(app, "0013")
     monkeypatch.setattr(search, "MIN_POSTED_DOCUMENTS", 12)
     with app.app_context():
         upgrade_database()

@@ -6,17 +6,15 @@ import io
 
 import orjson
 import pytest
-from alembic import command
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from api import formats, records, store
-from api.db import db
-from api.migrate import alembic_config, upgrade_database
+from api.migrate import upgrade_database
 from api.models import Actor, Article, Fact
 
 from .conftest import load
-from .helpers import stale_facets, stale_forms, walk
+from .helpers import downgrade, stale_facets, stale_forms, walk
 
 API = "/api/v1"
 LISTS = {  # collection: the type of its records
@@ -86,10 +84,7 @@ def test_a_fact_detail_is_its_stored_form_with_its_etag(client, loaded_app):
 def test_the_migrations_render_and_count_the_records_stored_before_them(backend, new_app):
     app, _ = new_app(backend)
     assert load(app).exit_code == 0
-    with app.app_context(), db.engine().begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, "0006")
+    downgrade(app, "0006")
     with app.app_context():
         upgrade_database()
     assert stale_forms(app) == []
